@@ -1,0 +1,249 @@
+"""`aal`: Adversarial Attribute Learning (AAL, "Adversarial Attribute Learning by
+Exploiting Negative Correlated Attributes").
+
+A shared backbone F feeds the main heads C_a and adversary heads C_b. The
+adversaries are attributes that showed negative transfer onto the main ones in
+the pair search; F is trained to be *invariant* to them.
+
+`adversary_loss` chooses how the min–max game of eq. 3 (eq. 9 for groups) is
+optimised:
+
+- "reversal" (the paper's method, §3.2): one backward pass of L_a + L_b with a
+  gradient reversal layer between F and C_b, so F and C_a minimise
+  L_a − λ·L_b (eq. 6; eq. 10 with group means 1/A, 1/B) while C_b minimises
+  L_b (eq. 5; eq. 11).
+- "gan" (ablation, Table 1): alternating steps, C_b on L_b with F frozen (eq. 5),
+  then F and C_a on L_a + λ·L(C_b(h), 1 − y_b) with C_b frozen — the adversary
+  is fooled towards the flipped label (eq. 4). Binary adversaries only.
+- "wgan" (ablation, Table 1): C_b is a weight-clipped critic (WGAN) scoring
+  features; it maximises W = E[C_b(h) | y_b = 1] − E[C_b(h) | y_b = 0] and F, C_a
+  minimise L_a + λ·W. The paper gives no equation for this ablation; this is
+  the WGAN form of eq. 3 with the attribute classes as the two distributions.
+  `critic_clip` is WGAN's c (0.01 in Arjovsky et al.). Binary adversaries only.
+
+Groups (appendix A.2): `main` and `adversaries` may each name several
+attributes; losses are averaged within each group (eq. 10–11). "Multiple
+adversarial training" (§4.2.1) is `adversaries` = all negative partners.
+
+Defaults (§4.1): Adam, lr 1e-4, weight decay 5e-4, 6 epochs, lr ÷10 after
+epoch 4, λ tuned over {0.01, 0.1, 0.3, 0.5, 1.0} (the default 0.1 is a value of
+that sweep; `auxsearch pairs` sweeps all of them). The main group is selected
+at its best validation epoch; adversary accuracies are reported from that epoch
+(`val/adv_acc/<b>`: how much of b the features still carry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from .config import meta
+from .context import RunContext
+from .data import Dataset
+from .errors import ConfigError
+from .layers import grad_reverse
+from .registry import register_method
+from .training import (
+    EvalHead,
+    TaskSpec,
+    TrainConfig,
+    Trainer,
+    check_distinct,
+    task_loss,
+    task_specs,
+)
+
+
+@dataclass(frozen=True)
+class AALConfig(TrainConfig):
+    """AAL: main attributes learned adversarially against their negative partners."""
+
+    main: tuple[str, ...] = field(default=(), metadata=meta("group a: attributes to improve"))
+    adversaries: tuple[str, ...] = field(
+        default=(), metadata=meta("group b: negative-transfer partners the features unlearn")
+    )
+    lam: float = field(default=0.1, metadata=meta("λ of eq. 4/6/10 (swept in §4.1)", min=0.0))
+    adversary_loss: Literal["reversal", "gan", "wgan"] = field(
+        default="reversal", metadata=meta("how the min–max of eq. 3 is optimised")
+    )
+    critic_clip: float = field(
+        default=0.01,
+        metadata=meta("WGAN critic weight clip c (wgan only)", min=0.0, min_exclusive=True),
+    )
+
+    def check(self) -> None:
+        check_distinct(self.main, "main")
+        check_distinct(self.adversaries, "adversaries")
+        both = sorted(set(self.main) & set(self.adversaries))
+        if both:
+            raise ConfigError(f"attribute '{both[0]}' is in both main and adversaries")
+
+    @staticmethod
+    def example(attributes: Sequence[str]) -> dict[str, Any]:
+        """The smallest task settings for a dataset with these attributes (shared tests)."""
+        return {"main": [attributes[0]], "adversaries": [attributes[1]]}
+
+    def check_data(self, data: Dataset) -> None:
+        domain = self.check_training(data)
+        task_specs(domain, self.main)
+        for spec in task_specs(domain, self.adversaries):
+            if self.adversary_loss != "reversal" and spec.num_classes != 2:
+                raise ConfigError(
+                    f"adversary_loss={self.adversary_loss} needs binary adversaries, but"
+                    f" '{spec.name}' has {spec.num_classes} classes; use adversary_loss=reversal"
+                )
+
+
+def _group_loss(
+    heads: Sequence[nn.Module],
+    specs: Sequence[TaskSpec],
+    h: torch.Tensor,
+    y: torch.Tensor,
+    flip: bool = False,
+) -> torch.Tensor:
+    """Mean over a group of the per-attribute losses (the 1/A, 1/B of eq. 10–11)."""
+    losses = []
+    for head, s in zip(heads, specs, strict=True):
+        target = y[:, s.column]
+        if flip:  # eq. 4: the adversary is pushed towards 1 − y_b (missing stays missing)
+            target = torch.where(target >= 0, 1.0 - target, target)
+        losses.append(task_loss(head(h), target, s))
+    return torch.stack(losses).mean()
+
+
+def _wasserstein(
+    critics: Sequence[nn.Module], specs: Sequence[TaskSpec], h: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    """Mean over adversaries of E[C_b(h) | y_b=1] − E[C_b(h) | y_b=0] (0 if a class is absent)."""
+    gaps = []
+    for critic, s in zip(critics, specs, strict=True):
+        score = critic(h)[:, 0]
+        target = y[:, s.column]
+        pos, neg = target == 1, target == 0
+        if bool(pos.any()) and bool(neg.any()):
+            gaps.append(score[pos].mean() - score[neg].mean())
+        else:
+            gaps.append(score.sum() * 0.0)
+    return torch.stack(gaps).mean()
+
+
+@dataclass
+class AdversarialNet:
+    """F with the main heads C_a and the adversary heads C_b of one AAL run."""
+
+    backbone: nn.Module
+    main_heads: list[nn.Module]
+    main_specs: list[TaskSpec]
+    adv_heads: list[nn.Module]
+    adv_specs: list[TaskSpec]
+
+    def f_params(self) -> list[nn.Parameter]:
+        """θ_F and θ_{C_a}: the players minimising eq. 4/6/10."""
+        return [*self.backbone.parameters(), *(p for m in self.main_heads for p in m.parameters())]
+
+    def b_params(self) -> list[nn.Parameter]:
+        """θ_{C_b}: the adversaries (eq. 5/11)."""
+        return [p for m in self.adv_heads for p in m.parameters()]
+
+
+Step = Callable[[torch.Tensor, torch.Tensor], tuple[float, float, float]]
+
+
+def make_step(
+    net: AdversarialNet,
+    mode: str,
+    lam: float,
+    optimizers: Sequence[torch.optim.Optimizer],
+    critic_clip: float = 0.01,
+) -> Step:
+    """One AAL update on a batch; returns (objective of F, L_a, adversary loss).
+
+    `optimizers`: one over all parameters for "reversal"; (F and C_a, C_b) for
+    "gan" and "wgan".
+    """
+    if mode == "reversal":
+        (opt,) = optimizers
+
+        def reversal(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
+            h = net.backbone(x)
+            main = _group_loss(net.main_heads, net.main_specs, h, y)
+            adv = _group_loss(net.adv_heads, net.adv_specs, grad_reverse(h, lam), y)
+            opt.zero_grad(set_to_none=True)
+            (main + adv).backward()  # F, C_a see ∇(L_a − λ L_b); C_b sees ∇L_b
+            opt.step()
+            return main.item() - lam * adv.item(), main.item(), adv.item()
+
+        return reversal
+
+    opt_f, opt_b = optimizers
+    wgan = mode == "wgan"
+    b_params = net.b_params()
+
+    def alternating(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
+        h = net.backbone(x)
+        # Adversary step on frozen features: eq. 5, or the critic's ascent on W.
+        if wgan:
+            adv = -_wasserstein(net.adv_heads, net.adv_specs, h.detach(), y)
+        else:
+            adv = _group_loss(net.adv_heads, net.adv_specs, h.detach(), y)
+        opt_b.zero_grad(set_to_none=True)
+        adv.backward()
+        opt_b.step()
+        if wgan:
+            with torch.no_grad():
+                for p in b_params:
+                    p.clamp_(-critic_clip, critic_clip)
+        # Feature step against the updated, frozen adversary: eq. 4, or minimising W.
+        main = _group_loss(net.main_heads, net.main_specs, h, y)
+        if wgan:
+            fool = _wasserstein(net.adv_heads, net.adv_specs, h, y)
+        else:
+            fool = _group_loss(net.adv_heads, net.adv_specs, h, y, flip=True)
+        opt_f.zero_grad(set_to_none=True)
+        (main + lam * fool).backward()
+        opt_f.step()
+        adv_value = -adv.item() if wgan else adv.item()
+        return main.item() + lam * fool.item(), main.item(), adv_value
+
+    return alternating
+
+
+@register_method("aal", config=AALConfig)
+def train(config: AALConfig, data: Dataset, ctx: RunContext) -> dict[str, float]:
+    trainer = Trainer(config, data, ctx)
+    main_specs = task_specs(trainer.domain, config.main)
+    adv_specs = task_specs(trainer.domain, config.adversaries)
+    net = AdversarialNet(
+        trainer.backbone,
+        [trainer.head(s) for s in main_specs],
+        main_specs,
+        [trainer.head(s) for s in adv_specs],
+        adv_specs,
+    )
+    if config.adversary_loss == "reversal":
+        optimizers = [trainer.adam([*net.f_params(), *net.b_params()])]
+    else:
+        optimizers = [trainer.adam(net.f_params()), trainer.adam(net.b_params())]
+    step = make_step(net, config.adversary_loss, config.lam, optimizers, config.critic_clip)
+
+    def train_epoch() -> dict[str, float]:
+        sums, batches = [0.0, 0.0, 0.0], 0
+        for x, y in trainer.batches():
+            sums = [a + b for a, b in zip(sums, step(x, y), strict=True)]
+            batches += 1
+        loss, main, adv = (v / batches for v in sums)
+        return {"loss": loss, "main_loss": main, "adv_loss": adv}
+
+    heads = [EvalHead(s, m) for s, m in zip(main_specs, net.main_heads, strict=True)]
+    if config.adversary_loss != "wgan":  # a critic's score is not a classifier's
+        heads += [EvalHead(s, m, "adv_") for s, m in zip(adv_specs, net.adv_heads, strict=True)]
+    return trainer.run(
+        train_epoch,
+        heads,
+        groups=[(list(config.main), list(config.adversaries))],
+        schedulers=[trainer.milestones(o) for o in optimizers],
+    )

@@ -1,0 +1,207 @@
+"""Backbones: feature extractors F of every kernel, chosen by name in a config.
+
+`build_backbone(name, input_shape, feature_dim)` returns a module mapping a
+batch of inputs to (N, out_dim) features, fitted to any input:
+
+- `small_cnn`: three conv-BN-ReLU-pool blocks, for small images on a CPU;
+- `mlp`: two hidden layers, for feature vectors (images are flattened);
+- torchvision's resnet18, resnet34, vgg11, vgg19, alexnet, densenet121,
+  mobilenet_v2, shufflenet_v2_x1_0, efficientnet_b0, always `weights=None`
+  (nothing is downloaded). The first convolution is rebuilt for the input's
+  channel count, the classifier is dropped, and inputs smaller than the
+  network's minimum are upsampled (bilinear) inside the module, so 8×8 digits
+  reach AlexNet as 64×64.
+
+`feature_dim > 0` adds a linear projection to that width (Purified Learning's
+128-d features); 0 keeps the backbone's own width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import ConfigError
+
+IMAGE_ONLY = (
+    "small_cnn",
+    "resnet18",
+    "resnet34",
+    "vgg11",
+    "vgg19",
+    "alexnet",
+    "densenet121",
+    "mobilenet_v2",
+    "shufflenet_v2_x1_0",
+    "efficientnet_b0",
+)
+BACKBONES = (*IMAGE_ONLY, "mlp")
+
+# Smallest spatial input each torchvision trunk accepts without collapsing to 0×0.
+_MIN_SIZE = {
+    "resnet18": 32,
+    "resnet34": 32,
+    "vgg11": 32,
+    "vgg19": 32,
+    "alexnet": 64,
+    "densenet121": 32,
+    "mobilenet_v2": 32,
+    "shufflenet_v2_x1_0": 32,
+    "efficientnet_b0": 32,
+}
+
+
+class Backbone(nn.Module):
+    """A trunk plus optional resize and projection; `out_dim` is its feature width."""
+
+    def __init__(self, trunk: nn.Module, out_dim: int, min_size: int = 0, feature_dim: int = 0):
+        super().__init__()
+        self.trunk = trunk
+        self.min_size = min_size
+        self.proj: nn.Module = nn.Linear(out_dim, feature_dim) if feature_dim > 0 else nn.Identity()
+        self.out_dim = feature_dim if feature_dim > 0 else out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.min_size and x.dim() == 4 and min(x.shape[-2:]) < self.min_size:
+            h, w = x.shape[-2:]
+            scale = self.min_size / min(h, w)
+            x = F.interpolate(
+                x, size=(round(h * scale), round(w * scale)), mode="bilinear", align_corners=False
+            )
+        return self.proj(torch.flatten(self.trunk(x), 1))
+
+
+def check_backbone(name: str, input_shape: tuple[int, ...]) -> None:
+    """Reject an unknown backbone, or an image backbone on feature vectors."""
+    if name not in BACKBONES:
+        raise ConfigError(f"unknown backbone '{name}'; available: {', '.join(BACKBONES)}")
+    if name in IMAGE_ONLY and len(input_shape) != 3:
+        raise ConfigError(
+            f"backbone '{name}' needs image inputs (N, C, H, W) but the data holds feature"
+            f" vectors of shape {input_shape}; use backbone=mlp"
+        )
+
+
+def build_backbone(name: str, input_shape: tuple[int, ...], feature_dim: int = 0) -> Backbone:
+    check_backbone(name, input_shape)
+    if name == "mlp":
+        width = 1
+        for d in input_shape:
+            width *= d
+        return Backbone(_mlp(width), 256, feature_dim=feature_dim)
+    channels = input_shape[0]
+    if name == "small_cnn":
+        return Backbone(_small_cnn(channels), 64, feature_dim=feature_dim)
+    trunk, out_dim = _TORCHVISION[name](channels)
+    return Backbone(trunk, out_dim, _MIN_SIZE[name], feature_dim)
+
+
+def _small_cnn(channels: int) -> nn.Module:
+    def block(cin: int, cout: int) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+    return nn.Sequential(
+        *block(channels, 16),
+        nn.MaxPool2d(2, ceil_mode=True),
+        *block(16, 32),
+        nn.MaxPool2d(2, ceil_mode=True),
+        *block(32, 64),
+        nn.AdaptiveAvgPool2d(1),
+    )
+
+
+def _mlp(width: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(width, 256),
+        nn.ReLU(inplace=True),
+        nn.Linear(256, 256),
+        nn.ReLU(inplace=True),
+    )
+
+
+def _conv_like(conv: Any, channels: int) -> nn.Conv2d:
+    """The same convolution, reading `channels` input channels."""
+    return nn.Conv2d(
+        channels,
+        conv.out_channels,
+        kernel_size=conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        bias=conv.bias is not None,
+    )
+
+
+def _torchvision(name: str) -> Any:
+    """A torchvision model with random weights (`weights=None`: nothing is downloaded)."""
+    import torchvision.models as tvm
+
+    return getattr(tvm, name)(weights=None)
+
+
+def _resnet(name: str) -> Callable[[int], tuple[nn.Module, int]]:
+    def make(channels: int) -> tuple[nn.Module, int]:
+        net = _torchvision(name)
+        net.conv1 = _conv_like(net.conv1, channels)
+        out = int(net.fc.in_features)
+        net.fc = nn.Identity()
+        return net, out
+
+    return make
+
+
+def _vgg(name: str) -> Callable[[int], tuple[nn.Module, int]]:
+    def make(channels: int) -> tuple[nn.Module, int]:
+        net = _torchvision(name)
+        net.features[0] = _conv_like(net.features[0], channels)
+        return nn.Sequential(net.features, nn.AdaptiveAvgPool2d(1)), 512
+
+    return make
+
+
+def _alexnet(channels: int) -> tuple[nn.Module, int]:
+    net = _torchvision("alexnet")
+    net.features[0] = _conv_like(net.features[0], channels)
+    return nn.Sequential(net.features, nn.AdaptiveAvgPool2d(1)), 256
+
+
+def _densenet121(channels: int) -> tuple[nn.Module, int]:
+    net = _torchvision("densenet121")
+    net.features.conv0 = _conv_like(net.features.conv0, channels)
+    return nn.Sequential(net.features, nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1)), 1024
+
+
+def _first_block_conv(name: str, out_dim: int) -> Callable[[int], tuple[nn.Module, int]]:
+    """mobilenet_v2 / efficientnet_b0: the stem conv is features[0][0]."""
+
+    def make(channels: int) -> tuple[nn.Module, int]:
+        net = _torchvision(name)
+        net.features[0][0] = _conv_like(net.features[0][0], channels)
+        return nn.Sequential(net.features, nn.AdaptiveAvgPool2d(1)), out_dim
+
+    return make
+
+
+def _shufflenet(channels: int) -> tuple[nn.Module, int]:
+    net = _torchvision("shufflenet_v2_x1_0")
+    net.conv1[0] = _conv_like(net.conv1[0], channels)
+    out = int(net.fc.in_features)
+    net.fc = nn.Identity()
+    return net, out
+
+
+_TORCHVISION: dict[str, Callable[[int], tuple[nn.Module, int]]] = {
+    "resnet18": _resnet("resnet18"),
+    "resnet34": _resnet("resnet34"),
+    "vgg11": _vgg("vgg11"),
+    "vgg19": _vgg("vgg19"),
+    "alexnet": _alexnet,
+    "densenet121": _densenet121,
+    "mobilenet_v2": _first_block_conv("mobilenet_v2", 1280),
+    "shufflenet_v2_x1_0": _shufflenet,
+    "efficientnet_b0": _first_block_conv("efficientnet_b0", 1280),
+}

@@ -1,0 +1,43 @@
+"""`stl`: single-task learning, one network per attribute (AAL paper eq. 1 / eq. 7).
+
+The diagonal of the AAL pair matrix: attribute a's validation accuracy when
+its network is trained on a alone, selected at the best validation epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import meta
+from .context import RunContext
+from .data import Dataset
+from .errors import ConfigError
+from .mtl import train_shared
+from .registry import register_method
+from .training import TrainConfig, task_specs
+
+
+@dataclass(frozen=True)
+class STLConfig(TrainConfig):
+    """Single-task learning of `task` (F_a and C_a of eq. 1)."""
+
+    task: str = field(default="", metadata=meta("the attribute to learn"))
+
+    def check(self) -> None:
+        if not self.task:
+            raise ConfigError("method 'stl' needs task=<attribute>")
+
+    @staticmethod
+    def example(attributes: Sequence[str]) -> dict[str, Any]:
+        """The smallest task settings for a dataset with these attributes (shared tests)."""
+        return {"task": attributes[0]}
+
+    def check_data(self, data: Dataset) -> None:
+        task_specs(self.check_training(data), [self.task])
+
+
+@register_method("stl", config=STLConfig)
+def train(config: STLConfig, data: Dataset, ctx: RunContext) -> dict[str, float]:
+    return train_shared(config, (config.task,), data, ctx)

@@ -1,0 +1,315 @@
+"""Scaffolding shared by the supervised kernels: seeding, input encoding, masked
+per-task losses, the epoch loop, per-epoch evaluation and best-epoch selection.
+
+A kernel supplies its own `train_epoch()` (the paper's update) and the heads to
+evaluate; `Trainer.run` does the rest the same way for every method, so the
+numbers of different methods are comparable:
+
+- every epoch: the named loss parts of the epoch, then accuracy and loss of each
+  evaluated task on val and test, reported through `ctx.report`;
+- selection: each selection group (one task, or AAL's main group) keeps the
+  epoch with the best mean val accuracy (ties: lower val loss, then earlier);
+  test numbers are those of that epoch, never chosen on test;
+- a non-finite loss raises `DivergedError` at once: no NaN reaches a result.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbones import Backbone, build_backbone, check_backbone
+from .config import meta
+from .context import RunContext
+from .data import Dataset, Domain
+from .errors import ConfigError, DataError, DivergedError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings every supervised kernel shares (AAL paper §4.1 defaults)."""
+
+    backbone: str = field(default="resnet18", metadata=meta("feature extractor F (§4.1: ResNet18)"))
+    feature_dim: int = field(default=0, metadata=meta("projection width of F; 0 = native", min=0))
+    epochs: int = field(default=6, metadata=meta("training epochs (§4.1: 6)", min=1))
+    batch_size: int = field(
+        default=64, metadata=meta("minibatch size (not stated in the paper)", min=2)
+    )
+    lr: float = field(
+        default=1e-4, metadata=meta("Adam learning rate (§4.1: 1e-4)", min=0.0, min_exclusive=True)
+    )
+    weight_decay: float = field(default=5e-4, metadata=meta("Adam weight decay (§4.1)", min=0.0))
+    lr_milestones: tuple[int, ...] = field(
+        default=(4,), metadata=meta("epochs after which lr is multiplied by lr_gamma", min=1)
+    )
+    lr_gamma: float = field(
+        default=0.1, metadata=meta("lr factor at each milestone (§4.1: ÷10)", min=0.0, max=1.0)
+    )
+    domain: str = field(default="", metadata=meta("dataset domain to train on; '' = the only one"))
+
+    def check_training(self, data: Dataset) -> Domain:
+        """Checks every supervised kernel needs; returns the domain trained on."""
+        domain = data.domain(self.domain)
+        check_backbone(self.backbone, domain.input_shape)
+        for split in ("train", "val"):
+            if len(domain.indices(split)) == 0:
+                raise DataError(f"domain '{domain.name}' has no '{split}' samples")
+        return domain
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A class-label column to predict: 2 classes → one logit and BCE, else softmax CE."""
+
+    name: str
+    column: int
+    num_classes: int
+
+    @property
+    def out_features(self) -> int:
+        return 1 if self.num_classes == 2 else self.num_classes
+
+
+def task_specs(domain: Domain, names: Sequence[str]) -> list[TaskSpec]:
+    specs = []
+    for name in names:
+        col = domain.column_index(name)
+        specs.append(TaskSpec(name, col, domain.num_classes(name)))
+        labelled = domain.labels[domain.indices("train"), col] >= 0
+        if not labelled.any():
+            raise DataError(f"attribute '{name}' has no labelled training sample")
+    return specs
+
+
+def check_distinct(names: Sequence[str], key: str) -> None:
+    if not names:
+        raise ConfigError(f"{key} is empty; name at least one attribute")
+    seen = set()
+    for n in names:
+        if n in seen:
+            raise ConfigError(f"{key} names '{n}' twice")
+        seen.add(n)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class InputEncoder:
+    """Turns rows of a domain into model-ready float tensors on the device.
+
+    Images: uint8 (N, H, W, C) → float (N, C, H, W), standardised per channel with
+    the train split's mean and std. Vectors: standardised per feature. Statistics
+    come from the train split only.
+    """
+
+    def __init__(self, domain: Domain, device: torch.device):
+        self.domain = domain
+        self.device = device
+        train = domain.inputs[domain.indices("train")]
+        if domain.is_image:
+            pixels = train.reshape(-1, train.shape[-1]).astype(np.float64) / 255.0
+            mean, std = pixels.mean(0), pixels.std(0)
+            shape: tuple[int, ...] = (1, -1, 1, 1)
+        else:
+            mean, std = train.mean(0, dtype=np.float64), train.std(0, dtype=np.float64)
+            shape = (1, -1)
+        std = np.where(std < 1e-6, 1.0, std)
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(shape)
+        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(shape)
+
+    def __call__(self, rows: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(self.domain.inputs[rows]).to(self.device)
+        if self.domain.is_image:
+            x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        return (x - self.mean) / self.std
+
+
+def task_loss(logits: torch.Tensor, y: torch.Tensor, spec: TaskSpec) -> torch.Tensor:
+    """Mean loss over the labelled samples of a batch (0, still on the graph, if none)."""
+    mask = y >= 0  # −1 (and NaN) mark a missing label
+    if not bool(mask.any()):
+        return logits.sum() * 0.0
+    if spec.num_classes == 2:
+        return F.binary_cross_entropy_with_logits(logits[mask, 0], y[mask])
+    return F.cross_entropy(logits[mask], y[mask].long())
+
+
+def predictions(logits: torch.Tensor, spec: TaskSpec) -> torch.Tensor:
+    if spec.num_classes == 2:
+        return (logits[:, 0] > 0).float()
+    return logits.argmax(1).float()
+
+
+def ensure_finite(value: float | torch.Tensor, what: str) -> None:
+    v = float(value)
+    if not math.isfinite(v):
+        raise DivergedError(f"{what} became {v}; the run diverged (try a smaller lr)")
+
+
+def minibatches(
+    rows: np.ndarray, batch_size: int, rng: np.random.Generator | None
+) -> Iterator[np.ndarray]:
+    """Shuffled (rng given) or ordered batches; a trailing batch of one is dropped
+    when shuffling, since batch norm cannot train on a single sample."""
+    order = rows[rng.permutation(len(rows))] if rng is not None else rows
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        if rng is not None and len(batch) < 2:
+            continue
+        yield batch
+
+
+@dataclass
+class EvalHead:
+    """A head to evaluate each epoch: its task, module and metric prefix."""
+
+    spec: TaskSpec
+    module: nn.Module
+    prefix: str = ""  # "" for main metrics (acc, loss), "adv_" for adversaries
+
+
+@dataclass
+class _Selection:
+    tasks: list[str]
+    carried: list[str]
+    best: tuple[float, float, int] | None = None  # (val acc, −val loss, −epoch)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer:
+    """One seeded training of a shared backbone with heads on one domain."""
+
+    def __init__(self, config: TrainConfig, data: Dataset, ctx: RunContext):
+        self.config = config
+        self.ctx = ctx
+        self.domain = config.check_training(data)
+        if ctx.num_threads > 0:
+            torch.set_num_threads(ctx.num_threads)
+        seed_everything(ctx.seed)
+        self.device = torch.device(ctx.device)
+        self.rng = np.random.default_rng(ctx.seed)
+        self.encoder = InputEncoder(self.domain, self.device)
+        self.labels = torch.tensor(
+            self.domain.labels, device=self.device
+        )  # arrays from Ray are read-only
+        self.rows = {s: self.domain.indices(s) for s in ("train", "val", "test")}
+        self.backbone: Backbone = build_backbone(
+            config.backbone, self.domain.input_shape, config.feature_dim
+        ).to(self.device)
+
+    def head(self, spec: TaskSpec) -> nn.Linear:
+        return nn.Linear(self.backbone.out_dim, spec.out_features).to(self.device)
+
+    def adam(self, params: Sequence[nn.Parameter] | Iterator[nn.Parameter]) -> torch.optim.Adam:
+        return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+
+    def milestones(self, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.MultiStepLR:
+        return torch.optim.lr_scheduler.MultiStepLR(
+            opt, milestones=list(self.config.lr_milestones), gamma=self.config.lr_gamma
+        )
+
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of shuffled training batches: (inputs, the whole label rows)."""
+        for rows in minibatches(self.rows["train"], self.config.batch_size, self.rng):
+            idx = torch.from_numpy(rows).to(self.device)
+            yield self.encoder(rows), self.labels[idx]
+
+    @torch.no_grad()
+    def evaluate(self, heads: Sequence[EvalHead], split: str) -> dict[str, float]:
+        """Accuracy and mean loss of every head on one split (labelled samples only)."""
+        rows = self.rows[split]
+        if len(rows) == 0:
+            return {}
+        modules = [self.backbone, *(h.module for h in heads)]
+        modes = [m.training for m in modules]
+        for m in modules:
+            m.eval()
+        correct = np.zeros(len(heads))
+        loss_sum = np.zeros(len(heads))
+        count = np.zeros(len(heads))
+        for batch in minibatches(rows, 512, None):
+            h = self.backbone(self.encoder(batch))
+            y = self.labels[torch.from_numpy(batch).to(self.device)]
+            for k, head in enumerate(heads):
+                logits = head.module(h)
+                target = y[:, head.spec.column]
+                mask = target >= 0
+                n = int(mask.sum())
+                if n == 0:
+                    continue
+                loss_sum[k] += float(task_loss(logits, target, head.spec)) * n
+                pred = predictions(logits, head.spec)
+                correct[k] += float((pred[mask] == target[mask]).sum())
+                count[k] += n
+        for m, mode in zip(modules, modes, strict=True):
+            m.train(mode)
+        out = {}
+        for k, head in enumerate(heads):
+            if count[k] == 0:
+                continue
+            loss = loss_sum[k] / count[k]
+            ensure_finite(loss, f"{split} loss of '{head.spec.name}'")
+            out[f"{split}/{head.prefix}acc/{head.spec.name}"] = float(correct[k] / count[k])
+            out[f"{split}/{head.prefix}loss/{head.spec.name}"] = float(loss)
+        return out
+
+    def run(
+        self,
+        train_epoch: Callable[[], dict[str, float]],
+        heads: Sequence[EvalHead],
+        groups: Sequence[tuple[Sequence[str], Sequence[str]]],
+        schedulers: Sequence[torch.optim.lr_scheduler.LRScheduler],
+    ) -> dict[str, float]:
+        """Train for `config.epochs` epochs and return the selected metrics.
+
+        `groups`: (tasks selected together on mean val accuracy, tasks whose
+        metrics are carried along from the selected epoch).
+        """
+        selections = [_Selection(list(t), list(c)) for t, c in groups]
+        last: dict[str, float] = {}
+        for epoch in range(1, self.config.epochs + 1):
+            for m in (self.backbone, *(h.module for h in heads)):
+                m.train()
+            parts = train_epoch()
+            for name, value in parts.items():
+                ensure_finite(value, f"training {name} in epoch {epoch}")
+            for sched in schedulers:
+                sched.step()
+            metrics = {f"train/{k}": v for k, v in parts.items()}
+            metrics.update(self.evaluate(heads, "val"))
+            metrics.update(self.evaluate(heads, "test"))
+            self.ctx.report(metrics, epoch)
+            for sel in selections:
+                _update(sel, metrics, epoch)
+            last = metrics
+        final = {k: v for k, v in last.items() if k.startswith("train/")}
+        for sel in selections:
+            final.update(sel.metrics)
+        return final
+
+
+def _update(sel: _Selection, metrics: dict[str, float], epoch: int) -> None:
+    accs = [metrics[f"val/acc/{t}"] for t in sel.tasks]
+    losses = [metrics[f"val/loss/{t}"] for t in sel.tasks]
+    key = (float(np.mean(accs)), -float(np.mean(losses)), -epoch)
+    if sel.best is not None and key <= sel.best:
+        return
+    sel.best = key
+    wanted = {*sel.tasks, *sel.carried}
+    keep = {}
+    for k, v in metrics.items():
+        split, _, task = [*k.split("/", 2), "", ""][:3]
+        if split in ("val", "test") and task in wanted:
+            keep[k] = v
+    keep.update({f"epoch/{t}": float(epoch) for t in wanted})
+    sel.metrics = keep

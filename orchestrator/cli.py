@@ -1,0 +1,321 @@
+"""`auxsearch`: the command line. Thin: it parses flags, calls the orchestrator
+modules, and turns user mistakes into exit code 2 with one sentence.
+
+    auxsearch pairs --dataset shapes --attributes red,large,left --out runs/aal
+    auxsearch run --method stl --dataset digits --set task=even --set backbone=small_cnn
+    auxsearch results show runs/aal
+    auxsearch demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from methods.errors import DivergedError, UserInputError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, no usage dump: the sentence names the bad flag and value.
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _floats(text: str) -> list[float]:
+    out = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        try:
+            out.append(float(item))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{item}' is not a number") from None
+    return out
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return v
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be ≥ 0")
+    return v
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--dataset",
+        metavar="NAME[:k=v,...]",
+        help="built-in dataset: shapes (options n, image_size, seed, correlation)"
+        " or digits; e.g. shapes:n=2000,image_size=24",
+    )
+    g.add_argument("--data", metavar="FILE.npz", help="your own data as an .npz (see README)")
+
+
+def _add_method_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("method settings")
+    g.add_argument("--config", metavar="FILE.yaml", help="a YAML mapping of config values")
+    g.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        default=[],
+        help="override one config value (repeatable), e.g. --set lr=0.001",
+    )
+
+
+def _add_ray_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Ray")
+    g.add_argument(
+        "--address",
+        help="join this Ray cluster ('auto', or RAY_ADDRESS); default: start Ray on this machine",
+    )
+    g.add_argument("--cpus-per-trial", type=_positive_float, default=1.0, metavar="N")
+    g.add_argument(
+        "--gpus-per-trial",
+        type=_nonneg_float,
+        default=0.0,
+        metavar="F",
+        help="GPUs per trial, fractions allowed (0.25 packs 4 trials per GPU;"
+        " Ray does not cap GPU memory)",
+    )
+    g.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=0,
+        metavar="N",
+        help="at most N trials at once (default: as resources allow)",
+    )
+    g.add_argument(
+        "--max-failures",
+        type=int,
+        default=1,
+        metavar="N",
+        help="retries of a trial that raises or diverges (default 1)",
+    )
+
+
+def _add_pairs_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("pair search")
+    g.add_argument(
+        "--attributes",
+        type=_names,
+        metavar="A,B,...",
+        help="attributes to pair (default: every binary attribute)",
+    )
+    g.add_argument("--backbone", help="feature extractor (default: the paper's resnet18)")
+    g.add_argument("--epochs", type=int, help="epochs per run (default: the paper's 6)")
+    g.add_argument(
+        "--lambdas",
+        type=_floats,
+        metavar="L1,L2,...",
+        help="λ values of stage 3 (default: 0.01,0.1,0.3,0.5,1.0)",
+    )
+    g.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="K",
+        help="seeds per cell; with K ≥ 2 cells hold mean and std",
+    )
+    g.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    g.add_argument(
+        "--adversaries",
+        choices=("worst", "all"),
+        default="worst",
+        help="adversary per attribute: the worst partner (paper) or all negative ones",
+    )
+    g.add_argument(
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="significance level of the negative-transfer test over seeds",
+    )
+    g.add_argument(
+        "--require-significant",
+        action="store_true",
+        help="skip partners whose negative transfer is within seed noise",
+    )
+    g.add_argument(
+        "--retry-failed", action="store_true", help="train again the cells recorded as failed"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="auxsearch",
+        description="Ray Tune searches for auxiliary-label deep learning: AAL pair matrices,"
+        " adversarial λ sweeps, one-off runs. `auxsearch demo` runs a small pair search.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("pairs", help="AAL end to end: pair matrix, partners, adversarial λ sweep")
+    _add_data_flags(p)
+    _add_pairs_flags(p)
+    _add_method_flags(p)
+    _add_ray_flags(p)
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR|URI",
+        help="where results go; rerun with the same --out to resume",
+    )
+
+    p = sub.add_parser("run", help="one training of any registered method, in this process")
+    p.add_argument("--method", required=True, help="a registered method (stl, mtl, aal, ...)")
+    _add_data_flags(p)
+    _add_method_flags(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+
+    p = sub.add_parser("results", help="show the tables of a finished search")
+    rsub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    show = rsub.add_parser("show", help="print the pair matrix and the summary")
+    show.add_argument("dir", metavar="DIR|URI")
+
+    p = sub.add_parser("demo", help="a pair search on built-in data, sized for a laptop")
+    p.add_argument("--out", default="auxsearch-demo", metavar="DIR")
+    p.add_argument("--seeds", type=int, default=1, metavar="K")
+    p.add_argument("--cpus-per-trial", type=_positive_float, default=1.0, metavar="N")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except UserInputError as exc:
+        print(f"auxsearch {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except DivergedError as exc:
+        print(f"auxsearch {args.command}: the run diverged: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            f"\nauxsearch {args.command}: interrupted; rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "pairs":
+        return _pairs(args)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "results":
+        return _results(args)
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo(args.out, seeds=args.seeds, cpus_per_trial=args.cpus_per_trial)
+    raise AssertionError(args.command)
+
+
+def _pairs(args: argparse.Namespace) -> int:
+    from .inputs import method_overrides, resolve_dataset
+    from .pairs import run_pairs
+    from .pairs_plan import resolve_settings
+    from .runner import Resources
+    from .show import print_pairs_result
+
+    overrides: dict[str, Any] = method_overrides(args.config, args.set)
+    if args.backbone:
+        overrides["backbone"] = args.backbone
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    for flag, value in (
+        ("--max-concurrent", args.max_concurrent),
+        ("--max-failures", args.max_failures),
+    ):
+        if value < 0:
+            raise UserInputError(f"{flag} {value} is not allowed; use 0 or more")
+    dataset = resolve_dataset(args.dataset, args.data)
+    settings = resolve_settings(
+        dataset,
+        attributes=args.attributes,
+        overrides=overrides,
+        lambdas=args.lambdas,
+        seeds=args.seeds,
+        seed=args.seed,
+        adversaries=args.adversaries,
+        alpha=args.alpha,
+        require_significant=args.require_significant,
+    )
+    resources = Resources(
+        args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.max_failures
+    )
+    result = run_pairs(
+        dataset,
+        settings,
+        args.out,
+        resources=resources,
+        address=args.address,
+        retry_failed=args.retry_failed,
+    )
+    print_pairs_result(result)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from methods import RunContext, get_method
+
+    from .inputs import method_overrides, resolve_dataset
+
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserInputError(
+                f"--device {args.device}: no CUDA GPU is visible; use --device cpu"
+            )
+    spec = get_method(args.method)
+    config = spec.make_config(method_overrides(args.config, args.set))
+    dataset = resolve_dataset(args.dataset, args.data)
+    config.check_data(dataset)
+
+    def report(metrics: dict[str, float], epoch: int) -> None:
+        shown = "  ".join(
+            f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("train/", "val/acc"))
+        )
+        print(f"epoch {epoch}: {shown}", flush=True)
+
+    ctx = RunContext(device=args.device, seed=args.seed, report=report, num_threads=args.threads)
+    final = spec.train(config, dataset, ctx)
+    if args.json:
+        print(json.dumps(final, indent=2, sort_keys=True))
+    else:
+        print("final (selected on val):")
+        for k in sorted(final):
+            print(f"  {k:<32} {final[k]:.4f}")
+    return 0
+
+
+def _results(args: argparse.Namespace) -> int:
+    from .show import show_dir
+
+    show_dir(args.dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,17 @@
+"""Errors the CLI reports as one sentence with exit code 2.
+
+`UserInputError` comes from `methods` (bad configs and data raise it there);
+the orchestrator adds the mistakes only it can see: an `--out` that cannot be
+written or holds a different search, a malformed flag value.
+"""
+
+from __future__ import annotations
+
+from methods.errors import ConfigError, DataError, UserInputError
+
+
+class OutputError(UserInputError):
+    """An output location that cannot be used (not writable, or another search's)."""
+
+
+__all__ = ["ConfigError", "DataError", "OutputError", "UserInputError"]

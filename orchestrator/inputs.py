@@ -1,0 +1,87 @@
+"""Turning the flags every command shares into validated objects.
+
+- data: `--dataset NAME[:key=value,...]` (a built-in, with options such as
+  `shapes:n=2000,image_size=24`) or `--data FILE.npz`;
+- method settings: `--config FILE.yaml` (a mapping), then repeated
+  `--set key=value` overrides, each value read as YAML (`3`, `0.1`, `[a, b]`).
+
+Every problem is a `UserInputError` naming the bad value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from methods.data import Dataset, load_dataset, load_npz
+
+from .errors import UserInputError
+
+
+def parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_dataset_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """`shapes:n=2000,image_size=24` → ("shapes", {"n": 2000, "image_size": 24})."""
+    name, _, rest = spec.partition(":")
+    options: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise UserInputError(
+                f"--dataset {spec}: option '{item}' is not key=value (e.g. shapes:n=2000)"
+            )
+        options[key.strip()] = parse_value(value.strip())
+    return name.strip(), options
+
+
+def resolve_dataset(dataset: str | None, data: str | None) -> Dataset:
+    if dataset and data:
+        raise UserInputError("give either --dataset NAME or --data FILE.npz, not both")
+    if data:
+        if not data.endswith(".npz"):
+            raise UserInputError(f"--data {data}: expected a .npz file (see the data contract)")
+        return load_npz(data)
+    if not dataset:
+        raise UserInputError("no data given; pass --dataset NAME (e.g. shapes) or --data FILE.npz")
+    name, options = parse_dataset_spec(dataset)
+    return load_dataset(name, options)
+
+
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise UserInputError(f"--set {item}: expected key=value (e.g. --set lr=0.001)")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def load_config_file(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    p = Path(path)
+    if not p.is_file():
+        raise UserInputError(f"--config {path} does not exist; give a YAML file of key: value")
+    try:
+        loaded = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        reason = str(exc).replace("\n", " ")
+        raise UserInputError(f"--config {path} is not valid YAML ({reason})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise UserInputError(f"--config {path} must hold a mapping of key: value")
+    return loaded
+
+
+def method_overrides(config_file: str | None, sets: list[str] | None) -> dict[str, Any]:
+    """Config file first, `--set` on top."""
+    return {**load_config_file(config_file), **parse_sets(sets)}

@@ -1,0 +1,65 @@
+"""search.json: what a search directory holds, so a rerun can resume it and a
+different search is refused instead of mixed in.
+
+The identity is what decides every cell's result: the kind of search, the
+dataset's fingerprint and the resolved training settings. Seeds, λ values and
+attributes are not part of it: cells are keyed by them, so a rerun with more
+seeds or λ values extends the same search and trains only the new cells.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import OutputError
+from .storage import OutputDir
+
+MANIFEST = "search.json"
+
+
+def _first_difference(old: Any, new: Any, path: str = "") -> str | None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            where = f"{path}.{key}" if path else key
+            if key not in old or key not in new:
+                return f"{where} is set in only one of them"
+            diff = _first_difference(old[key], new[key], where)
+            if diff:
+                return diff
+        return None
+    if old != new:
+        return f"{path}: {json.dumps(old)} there, {json.dumps(new)} here"
+    return None
+
+
+def claim(out: OutputDir, identity: dict[str, Any], settings: dict[str, Any]) -> bool:
+    """Make `out` this search's directory; True when it already was (a resume)."""
+    if out.exists(MANIFEST):
+        try:
+            stored = json.loads(out.read_bytes(MANIFEST))
+        except (ValueError, OSError) as exc:
+            raise OutputError(f"{out.path(MANIFEST)} is unreadable ({exc})") from None
+        diff = _first_difference(stored.get("identity"), identity)
+        if diff:
+            raise OutputError(
+                f"--out {out.location} holds a different search ({diff}); use another --out"
+                " or the settings it was started with"
+            )
+        resumed = True
+    else:
+        if out.local:
+            from pathlib import Path
+
+            leftovers = [p.name for p in Path(out.root).iterdir() if not p.name.startswith(".")]
+            if leftovers:
+                raise OutputError(
+                    f"--out {out.location} already holds files ({leftovers[0]}, ...) but no"
+                    f" {MANIFEST}; choose a new or empty directory"
+                )
+        resumed = False
+    out.write_bytes(
+        MANIFEST,
+        json.dumps({"identity": identity, "settings": settings}, indent=2, sort_keys=True).encode(),
+    )
+    return resumed

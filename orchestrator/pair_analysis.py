@@ -1,0 +1,248 @@
+"""Stage 2 of AAL and the tables built from the pair search.
+
+- `pair_values`: from the results rows, every seed's validation accuracy of a
+  when trained with b (b = a: single-task), the cells of the pair matrix.
+- `choose_partners`: row a's lowest off-diagonal mean, if below the diagonal
+  (negative transfer, AAL §3.3); ties go to the earlier attribute; "all" mode
+  keeps every b below the diagonal (§4.2.1 "multiple adversarial training").
+- `negative_transfer_p`: a one-sided Welch t-test over seeds that a's accuracy
+  with b is lower than alone. The AAL paper's effects (tenths of a point) are
+  often within seed-to-seed noise, so with K ≥ 2 seeds a negative transfer is
+  marked significant only when p < α.
+- `select_lambda` and `summary_table`: λ and epoch chosen on validation, test
+  reported, in the layout of the paper's Table 3.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+Values = dict[tuple[str, str], list[float]]
+
+
+def _acc_rows(
+    rows: Iterable[Mapping[str, Any]], stages: Sequence[str], split: str, ids: set[str] | None
+) -> Iterable[Mapping[str, Any]]:
+    for r in rows:
+        if (
+            r["stage"] in stages
+            and r["status"] == "ok"
+            and r["metric"] == "acc"
+            and r["split"] == split
+            and (ids is None or r["trial_id"] in ids)
+        ):
+            yield r
+
+
+def pair_values(
+    rows: Iterable[Mapping[str, Any]], split: str = "val", ids: set[str] | None = None
+) -> Values:
+    """(a, b) → accuracies of a over seeds; (a, a) holds the single-task runs."""
+    values: Values = {}
+    for r in _acc_rows(rows, ("single", "pair"), split, ids):
+        a = r["main_task"]
+        b = r["aux_task"] if r["stage"] == "pair" else a
+        values.setdefault((a, b), []).append(float(r["value"]))
+    return values
+
+
+def matrix(values: Values, attributes: Sequence[str], reduce: str = "mean") -> pd.DataFrame:
+    """Row a, column b = mean (or std, or count) of a's accuracy with b; NaN where missing."""
+    out = pd.DataFrame(np.nan, index=list(attributes), columns=list(attributes), dtype=float)
+    for a in attributes:
+        for b in attributes:
+            v = values.get((a, b))
+            if not v:
+                continue
+            if reduce == "mean":
+                out.loc[a, b] = float(np.mean(v))
+            elif reduce == "std":
+                out.loc[a, b] = float(np.std(v, ddof=1)) if len(v) > 1 else np.nan
+            else:
+                out.loc[a, b] = float(len(v))
+    return out
+
+
+def negative_transfer_p(with_b: Sequence[float], alone: Sequence[float]) -> float | None:
+    """One-sided Welch t-test p-value for mean(with_b) < mean(alone); None below 2 seeds."""
+    if len(with_b) < 2 or len(alone) < 2:
+        return None
+    x, y = np.asarray(with_b, float), np.asarray(alone, float)
+    if x.std(ddof=1) == 0 and y.std(ddof=1) == 0:  # no seed noise at all: the sign decides
+        return 0.0 if x.mean() < y.mean() else 1.0
+    p = stats.ttest_ind(x, y, equal_var=False, alternative="less").pvalue
+    return float(p)
+
+
+@dataclass
+class Partner:
+    """Stage 2's verdict for one attribute."""
+
+    attribute: str
+    partners: list[str] = field(default_factory=list)  # empty: no negative transfer found
+    sin: float | None = None
+    mul: float | None = None  # a's accuracy with the worst partner
+    p_value: float | None = None
+    significant: bool | None = None  # None: fewer than 2 seeds
+    reason: str = ""
+
+
+def choose_partners(
+    values: Values,
+    attributes: Sequence[str],
+    *,
+    mode: str = "worst",
+    alpha: float = 0.05,
+    require_significant: bool = False,
+) -> dict[str, Partner]:
+    means = matrix(values, attributes)
+    out: dict[str, Partner] = {}
+    for a in attributes:
+        verdict = Partner(a)
+        out[a] = verdict
+        diag = means.loc[a, a]
+        if math.isnan(diag):
+            verdict.reason = "single-task run failed"
+            continue
+        verdict.sin = float(diag)
+        row = [
+            (float(means.loc[a, b]), i, b)
+            for i, b in enumerate(attributes)
+            if b != a and not math.isnan(means.loc[a, b])
+        ]
+        if not row:
+            verdict.reason = "no pair run finished"
+            continue
+        worst_value, _, worst = min(row)
+        if worst_value >= diag:
+            verdict.reason = "no negative transfer"
+            verdict.mul = worst_value
+            continue
+        verdict.mul = worst_value
+        verdict.p_value = negative_transfer_p(values[(a, worst)], values[(a, a)])
+        verdict.significant = None if verdict.p_value is None else verdict.p_value < alpha
+        if require_significant and not verdict.significant:
+            verdict.reason = "negative transfer within seed noise"
+            continue
+        if mode == "all":
+            verdict.partners = [b for v, _, b in sorted(row) if v < diag]
+        else:
+            verdict.partners = [worst]
+    return out
+
+
+def adversarial_values(
+    rows: Iterable[Mapping[str, Any]], split: str, ids: set[str] | None = None
+) -> dict[tuple[str, float], list[float]]:
+    """(attribute, λ) → accuracies over seeds of the AAL runs."""
+    out: dict[tuple[str, float], list[float]] = {}
+    for r in _acc_rows(rows, ("adversarial",), split, ids):
+        lam = float(_params(r)["lam"])
+        out.setdefault((r["main_task"], lam), []).append(float(r["value"]))
+    return out
+
+
+def _params(row: Mapping[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = json.loads(row["params"])
+    return params
+
+
+def select_lambda(val: Mapping[tuple[str, float], list[float]], attribute: str) -> float | None:
+    """The λ with the best mean validation accuracy (ties: the smaller λ)."""
+    options = [(np.mean(v), -lam, lam) for (a, lam), v in val.items() if a == attribute and v]
+    if not options:
+        return None
+    return max(options)[2]
+
+
+def _mean(v: Sequence[float] | None) -> float | None:
+    return float(np.mean(v)) if v else None
+
+
+def _std(v: Sequence[float] | None) -> float | None:
+    return float(np.std(v, ddof=1)) if v and len(v) > 1 else None
+
+
+def _diff(x: float | None, y: float | None) -> float | None:
+    return None if x is None or y is None else x - y
+
+
+SUMMARY_COLUMNS = [
+    "attribute",
+    "neg_partner",
+    "sin",
+    "mul",
+    "adv",
+    "lambda",
+    "mul_minus_sin",
+    "adv_minus_sin",
+    "adv_minus_mul",
+    "significant",
+    "p_value",
+    "sin_std",
+    "mul_std",
+    "adv_std",
+    "sin_test",
+    "mul_test",
+    "adv_test",
+    "adv_minus_sin_test",
+    "seeds",
+    "note",
+]
+
+
+def summary_table(
+    attributes: Sequence[str],
+    partners: Mapping[str, Partner],
+    pair_val: Values,
+    pair_test: Values,
+    adv_val: Mapping[tuple[str, float], list[float]],
+    adv_test: Mapping[tuple[str, float], list[float]],
+) -> pd.DataFrame:
+    """One row per attribute, in the layout of the AAL paper's Table 3 (+ seeds and test)."""
+    rows = []
+    for a in attributes:
+        p = partners[a]
+        worst = p.partners[0] if p.partners else None
+        lam = select_lambda(adv_val, a) if p.partners else None
+        adv = _mean(adv_val.get((a, lam))) if lam is not None else None
+        sin, sin_test = _mean(pair_val.get((a, a))), _mean(pair_test.get((a, a)))
+        mul = _mean(pair_val.get((a, worst))) if worst else p.mul
+        mul_test = _mean(pair_test.get((a, worst))) if worst else None
+        adv_t = _mean(adv_test.get((a, lam))) if lam is not None else None
+        note = p.reason
+        if p.partners and lam is None:
+            note = "adversarial runs failed"
+        rows.append(
+            {
+                "attribute": a,
+                "neg_partner": "+".join(p.partners) or None,
+                "sin": sin,
+                "mul": mul,
+                "adv": adv,
+                "lambda": lam,
+                "mul_minus_sin": _diff(mul, sin),
+                "adv_minus_sin": _diff(adv, sin),
+                "adv_minus_mul": _diff(adv, mul),
+                "significant": p.significant,
+                "p_value": p.p_value,
+                "sin_std": _std(pair_val.get((a, a))),
+                "mul_std": _std(pair_val.get((a, worst))) if worst else None,
+                "adv_std": _std(adv_val.get((a, lam))) if lam is not None else None,
+                "sin_test": sin_test,
+                "mul_test": mul_test,
+                "adv_test": adv_t,
+                "adv_minus_sin_test": _diff(adv_t, sin_test),
+                "seeds": len(pair_val.get((a, a), [])),
+                "note": note or None,
+            }
+        )
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

@@ -1,0 +1,180 @@
+"""`auxsearch pairs`: the AAL search end to end (paper §3.3, Table 3).
+
+Stage 1 trains the single-task and pair runs on Ray Tune and fills the pair
+matrix; stage 2 picks each attribute's most negative partner; stage 3 trains
+the adversarial runs over the λ sweep, picks λ and epoch on validation and
+reports test. Every finished cell is recorded in results.parquet the moment it
+finishes; a rerun with the same --out trains only the cells still missing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from methods.data import Dataset
+
+from . import manifest
+from .cells import Cell, Outcome
+from .pair_analysis import (
+    Partner,
+    adversarial_values,
+    choose_partners,
+    matrix,
+    pair_values,
+    summary_table,
+)
+from .pairs_plan import PairsSettings, stage1_cells, stage3_cells
+from .results import RESULTS_FILE, ResultsLog
+from .runner import CellRunner, Resources
+from .storage import OutputDir
+from .tables import (
+    HEATMAP_FILE,
+    PAIR_MATRIX_FILE,
+    SUMMARY_FILE,
+    heatmap_png,
+    pair_matrix_table,
+    summary_arrow,
+    write_parquet,
+)
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class PairsResult:
+    out: OutputDir
+    mean: pd.DataFrame
+    std: pd.DataFrame | None
+    partners: dict[str, Partner]
+    summary: pd.DataFrame
+    trained: int = 0
+    failed: list[str] = field(default_factory=list)
+    resumed: bool = False
+
+    def files(self) -> list[str]:
+        names = [RESULTS_FILE, PAIR_MATRIX_FILE, SUMMARY_FILE, HEATMAP_FILE, manifest.MANIFEST]
+        return [self.out.path(n) for n in names]
+
+
+class _Progress:
+    """One line per finished cell: what it trained and what it scored."""
+
+    def __init__(self, echo: Echo, stage: str, total: int):
+        self.echo, self.stage, self.total, self.done = echo, stage, total, 0
+        self.start = time.perf_counter()
+
+    def __call__(self, outcome: Outcome) -> None:
+        self.done += 1
+        cell = outcome.cell
+        what = f"{cell.stage:<11} {'+'.join(cell.tasks)}"
+        if cell.aux:
+            what += f" vs {'+'.join(cell.aux)} λ={cell.params.get('lam'):g}"
+        what += f" seed {cell.seed}"
+        head = f"  [{self.stage} {self.done:>{len(str(self.total))}}/{self.total}]"
+        if outcome.status == "ok":
+            scores = "  ".join(
+                f"{t} {outcome.metrics[f'val/acc/{t}'] * 100:.1f}%"
+                for t in cell.tasks
+                if f"val/acc/{t}" in outcome.metrics
+            )
+            self.echo(f"{head} {what}: val {scores}  ({outcome.wall_s:.1f}s)")
+        else:
+            self.echo(f"{head} FAILED {what} after {outcome.attempts} attempt(s): {outcome.error}")
+
+    def finish(self) -> None:
+        self.echo(f"  {self.stage}: {self.done} cell(s) in {time.perf_counter() - self.start:.0f}s")
+
+
+def run_pairs(
+    dataset: Dataset,
+    settings: PairsSettings,
+    out_location: str,
+    *,
+    resources: Resources | None = None,
+    address: str | None = None,
+    retry_failed: bool = False,
+    echo: Echo = print,
+) -> PairsResult:
+    """Run (or resume) the three stages; return the matrices and the summary."""
+    resources = resources or Resources()
+    out = OutputDir(out_location)
+    out.ensure_writable()
+    resumed = manifest.claim(out, settings.identity(dataset), settings.describe())
+    log = ResultsLog(out, search="pairs", dataset=dataset.name)
+    trained = 0
+    failed: list[str] = []
+
+    with ExitStack() as stack:
+        runner: CellRunner | None = None
+
+        def run_stage(label: str, cells: list[Cell]) -> None:
+            nonlocal runner, trained
+            done = log.finished()
+            todo = [
+                c for c in cells if c.id not in done or (retry_failed and done[c.id] == "failed")
+            ]
+            skipped = len(cells) - len(todo)
+            echo(f"{label}: {len(cells)} cell(s), {skipped} already recorded, {len(todo)} to train")
+            if not todo:
+                return
+            if runner is None:
+                from .ray_session import ray_session
+
+                stack.enter_context(ray_session(address))
+                runner = CellRunner(
+                    dataset, resources, out.path("ray") if out.local else f"{out.uri}/ray"
+                )
+            progress = _Progress(echo, label.split(":")[0], len(todo))
+
+            def record(outcome: Outcome) -> None:
+                nonlocal trained
+                log.record(outcome)
+                trained += 1
+                if outcome.status != "ok":
+                    failed.append(outcome.cell.id)
+                progress(outcome)
+
+            runner.run(label.split(":")[0].replace(" ", ""), todo, record)
+            progress.finish()
+
+        stage1 = stage1_cells(settings)
+        run_stage("stage 1: single-task and pair runs", stage1)
+        ids1 = {c.id for c in stage1}
+        val = pair_values(log.rows, "val", ids1)
+        test = pair_values(log.rows, "test", ids1)
+        partners = choose_partners(
+            val,
+            settings.attributes,
+            mode=settings.adversaries,
+            alpha=settings.alpha,
+            require_significant=settings.require_significant,
+        )
+        with_partner = [a for a in settings.attributes if partners[a].partners]
+        echo(
+            f"stage 2: {len(with_partner)} of {len(settings.attributes)} attributes have a"
+            " negative partner: "
+            + (", ".join(f"{a}~{'+'.join(partners[a].partners)}" for a in with_partner) or "none")
+        )
+        stage3 = stage3_cells(settings, partners)
+        run_stage("stage 3: adversarial runs over λ", stage3)
+
+    ids3 = {c.id for c in stage3}
+    mean = matrix(val, settings.attributes)
+    std = matrix(val, settings.attributes, "std") if settings.seeds > 1 else None
+    summary = summary_table(
+        settings.attributes,
+        partners,
+        val,
+        test,
+        adversarial_values(log.rows, "val", ids3),
+        adversarial_values(log.rows, "test", ids3),
+    )
+    write_parquet(out, PAIR_MATRIX_FILE, pair_matrix_table(mean, std, settings.seeds))
+    write_parquet(out, SUMMARY_FILE, summary_arrow(summary))
+    out.write_bytes(HEATMAP_FILE, heatmap_png(mean, {a: p.partners for a, p in partners.items()}))
+    return PairsResult(out, mean, std, partners, summary, trained, failed, resumed)

@@ -1,0 +1,42 @@
+"""Starting or joining Ray, quietly.
+
+Local by default: `ray.init()` starts an embedded cluster on this machine and
+stops it at the end. `--address auto` or RAY_ADDRESS joins a cluster started
+with `ray up cluster.yaml` (or `ray start --head`); jobs submitted with
+`ray job submit` find it through RAY_ADDRESS and join it the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+# Ray Tune's own console reporter would interleave with ours; select the classic
+# reporter, which verbose=0 silences (set before ray.tune is imported).
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+import ray
+
+
+@contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+    """Join `address` (or RAY_ADDRESS), else start a local Ray; shut down what we started."""
+    if ray.is_initialized():
+        yield
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, object] = {
+        "logging_level": logging.ERROR,
+        "log_to_driver": False,
+    }
+    if address is None:
+        kwargs.update(include_dashboard=False, num_cpus=num_cpus)
+    ray.init(address=address, **kwargs)  # type: ignore[arg-type]
+    for name in ("ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        ray.shutdown()

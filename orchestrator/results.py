@@ -1,0 +1,165 @@
+"""results.parquet: one row per (trial, metric), per the results contract.
+
+Columns: search, stage, method, dataset, main_task, aux_task, train_domain,
+test_domain, backbone, params (JSON), seed, split, metric, value, epoch,
+trial_id, status, wall_s, finished_at, and `error` (the failure message of a
+failed trial, whose single row has metric "error" and a null value). The schema
+version is in the file's metadata under `auxsearch.schema`.
+
+A metric key `val/acc/red` of a kernel becomes split=val, metric=acc and the
+row's main_task=red; aux_task is the partner it was trained with (for an AAL
+adversary metric `val/adv_acc/large`, aux_task=large). No NaN is ever stored:
+a non-finite value is not a result.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .cells import Cell, Outcome
+from .storage import OutputDir
+
+RESULTS_FILE = "results.parquet"
+SCHEMA_VERSION = "results/1"
+
+RESULTS_SCHEMA = pa.schema(
+    [
+        ("search", pa.string()),
+        ("stage", pa.string()),
+        ("method", pa.string()),
+        ("dataset", pa.string()),
+        ("main_task", pa.string()),
+        ("aux_task", pa.string()),
+        ("train_domain", pa.string()),
+        ("test_domain", pa.string()),
+        ("backbone", pa.string()),
+        ("params", pa.string()),
+        ("seed", pa.int64()),
+        ("split", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+        ("epoch", pa.int64()),
+        ("trial_id", pa.string()),
+        ("status", pa.string()),
+        ("wall_s", pa.float64()),
+        ("finished_at", pa.string()),
+        ("error", pa.string()),
+    ],
+    metadata={"auxsearch.schema": SCHEMA_VERSION},
+)
+
+
+def outcome_rows(outcome: Outcome, *, search: str, dataset: str) -> list[dict[str, Any]]:
+    """The rows one finished (or failed) cell contributes."""
+    cell = outcome.cell
+    domain = cell.params.get("domain") or cell.labels.get("domain", "")
+    base = {
+        "search": search,
+        "stage": cell.stage,
+        "method": cell.method,
+        "dataset": dataset,
+        "train_domain": domain,
+        "test_domain": domain,
+        "backbone": cell.params.get("backbone"),
+        "params": cell.params_json(),
+        "seed": cell.seed,
+        "trial_id": cell.id,
+        "status": outcome.status,
+        "wall_s": outcome.wall_s,
+        "finished_at": outcome.finished_at,
+        "error": outcome.error,
+    }
+    trial_main = "+".join(cell.tasks)
+    trial_aux = "+".join(cell.aux) or None
+    if outcome.status != "ok":
+        return [
+            {
+                **base,
+                "main_task": trial_main,
+                "aux_task": trial_aux,
+                "split": None,
+                "metric": "error",
+                "value": None,
+                "epoch": None,
+            }
+        ]
+    rows = []
+    last_epoch = int(cell.params.get("epochs", 0)) or None
+    for key, value in sorted(outcome.metrics.items()):
+        parts = key.split("/", 2)
+        if parts[0] not in ("train", "val", "test") or not math.isfinite(value):
+            continue
+        split, metric = parts[0], parts[1]
+        task = parts[2] if len(parts) == 3 else None
+        main, aux = _roles(cell, task, metric)
+        epoch = outcome.metrics.get(f"epoch/{task}") if split != "train" else last_epoch
+        rows.append(
+            {
+                **base,
+                "main_task": main,
+                "aux_task": aux,
+                "split": split,
+                "metric": metric,
+                "value": float(value),
+                "epoch": int(epoch) if epoch is not None else None,
+            }
+        )
+    return rows
+
+
+def _roles(cell: Cell, task: str | None, metric: str) -> tuple[str | None, str | None]:
+    """(main_task, aux_task) of a row about `task` in this cell."""
+    trial_main, trial_aux = "+".join(cell.tasks), "+".join(cell.aux) or None
+    if task is None:
+        return trial_main, trial_aux
+    if metric.startswith("adv_"):
+        return trial_main, task
+    if task in cell.tasks and len(cell.tasks) == 2 and not cell.aux:
+        other = cell.tasks[1] if task == cell.tasks[0] else cell.tasks[0]
+        return task, other
+    if task in cell.tasks:
+        return task, trial_aux
+    return task, trial_main
+
+
+def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=RESULTS_SCHEMA)
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def read_table(out: OutputDir, name: str) -> pa.Table | None:
+    if not out.exists(name):
+        return None
+    return pq.read_table(io.BytesIO(out.read_bytes(name)))
+
+
+class ResultsLog:
+    """results.parquet held in memory, rewritten atomically after every finished cell."""
+
+    def __init__(self, out: OutputDir, *, search: str, dataset: str):
+        self.out, self.search, self.dataset = out, search, dataset
+        existing = read_table(out, RESULTS_FILE)
+        self.rows: list[dict[str, Any]] = existing.to_pylist() if existing is not None else []
+
+    def finished(self) -> dict[str, str]:
+        """trial_id → status of every cell already recorded."""
+        return {r["trial_id"]: r["status"] for r in self.rows}
+
+    def record(self, outcome: Outcome) -> None:
+        # A failed cell retried later replaces its failure row; an ok cell is never rewritten.
+        self.rows = [r for r in self.rows if r["trial_id"] != outcome.cell.id]
+        self.rows.extend(outcome_rows(outcome, search=self.search, dataset=self.dataset))
+        self.out.write_bytes(RESULTS_FILE, table_bytes(rows_to_table(self.rows)))
+
+    def table(self) -> pa.Table:
+        return rows_to_table(self.rows)

@@ -1,0 +1,162 @@
+"""Running a list of cells as Ray Tune trials.
+
+One `CellRunner` per search: the dataset is put into Ray's object store once
+and every trial of every stage reads that one copy (`tune.with_parameters`
+with an object reference). Trials reuse their actors (`reuse_actors=True`), so
+a stage of hundreds of short trainings does not start hundreds of processes.
+A trial that raises or diverges is retried `max_failures` times
+(`FailureConfig`), then recorded as failed with its error while the others go
+on. Every finished cell is handed to `on_outcome` as soon as it finishes, so a
+driver killed mid-stage loses only the cells that were still running.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+
+from methods.data import Dataset
+
+from . import ray_session  # noqa: F401  (selects Ray Tune's quiet reporter first)
+from .cells import Cell, Outcome
+from .trainable import FINAL_KEY, WALL_KEY, run_cell
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each trial gets and how many run at once.
+
+    `gpus_per_trial` may be fractional (0.25 packs four trials on one GPU); Ray
+    schedules by it but does not cap a trial's GPU memory.
+    """
+
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int = 0  # 0: as many as the resources allow
+    max_failures: int = 1  # retries of a trial that raises or diverges
+
+
+OutcomeFn = Callable[[Outcome], None]
+
+
+class _Recorder(Callback):
+    """Turns Ray's trial events into `Outcome`s the moment a trial ends."""
+
+    def __init__(self, on_outcome: OutcomeFn):
+        self.on_outcome = on_outcome
+        self.started: dict[str, float] = {}
+
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        self.started.setdefault(trial.trial_id, time.perf_counter())
+
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        cell = _cell(trial)
+        result = trial.last_result or {}
+        if not result.get(FINAL_KEY):
+            self._emit(trial, cell, "failed", {}, "the trial ended without final metrics")
+            return
+        metrics = {
+            k: float(v)
+            for k, v in result.items()
+            if isinstance(v, int | float)
+            and k.count("/") >= 1
+            and k.split("/")[0] in ("train", "val", "test", "epoch")
+        }
+        self._emit(trial, cell, "ok", metrics, None, wall=float(result.get(WALL_KEY, 0.0)))
+
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        self._emit(trial, _cell(trial), "failed", {}, _error_message(trial))
+
+    def _emit(
+        self,
+        trial: Trial,
+        cell: Cell,
+        status: str,
+        metrics: dict[str, float],
+        error: str | None,
+        wall: float | None = None,
+    ) -> None:
+        if wall is None:
+            wall = time.perf_counter() - self.started.get(trial.trial_id, time.perf_counter())
+        self.on_outcome(
+            Outcome(
+                cell=cell,
+                status=status,
+                metrics=metrics,
+                wall_s=round(wall, 3),
+                finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                error=error,
+                attempts=trial.num_failures + 1 if status == "failed" else 1,
+            )
+        )
+
+
+def _cell(trial: Trial) -> Cell:
+    return Cell.from_dict(json.loads(trial.config["cell"]))
+
+
+def _error_message(trial: Trial) -> str:
+    """The last line of the trial's traceback: the exception and its message."""
+    path = trial.error_file
+    if path and Path(path).is_file():
+        lines = [ln.strip() for ln in Path(path).read_text(errors="replace").splitlines()]
+        lines = [ln for ln in lines if ln]
+        if lines:
+            return lines[-1][:2000]
+    return "the trial failed without an error message"
+
+
+class CellRunner:
+    """Runs cells on the Ray cluster this process is connected to."""
+
+    def __init__(self, dataset: Dataset, resources: Resources, storage_uri: str):
+        self.resources = resources
+        self.storage_uri = storage_uri
+        device = "cuda" if resources.gpus_per_trial > 0 else "cpu"
+        threads = max(1, int(resources.cpus_per_trial))
+        self.trainable = tune.with_resources(
+            tune.with_parameters(
+                run_cell, dataset=ray.put(dataset), device=device, threads=threads
+            ),
+            {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial},
+        )
+
+    def run(self, name: str, cells: Sequence[Cell], on_outcome: OutcomeFn) -> None:
+        """Train `cells` as one Ray Tune experiment; each outcome goes to `on_outcome`."""
+        if not cells:
+            return
+        ids = {c.id: i for i, c in enumerate(cells)}
+        tuner = tune.Tuner(
+            self.trainable,
+            param_space={"cell": tune.grid_search([json.dumps(c.to_dict()) for c in cells])},
+            tune_config=tune.TuneConfig(
+                reuse_actors=True,
+                max_concurrent_trials=self.resources.max_concurrent or None,
+                trial_name_creator=lambda t: _cell(t).id,
+                trial_dirname_creator=lambda t: f"cell_{ids[_cell(t).id]:05d}",
+            ),
+            run_config=tune.RunConfig(
+                name=f"{name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}",
+                storage_path=self.storage_uri,
+                failure_config=tune.FailureConfig(max_failures=self.resources.max_failures),
+                callbacks=[_Recorder(on_outcome)],
+                verbose=0,
+            ),
+        )
+        tuner.fit()
