@@ -36,7 +36,7 @@ $(INSTALL_STAMP): pyproject.toml $(TORCH_STAMP)
 demo: $(INSTALL_STAMP)
 	$(VENV)/bin/auxsearch demo
 
-test: $(INSTALL_STAMP)
+test: lint
 	$(PY) -m pytest -q
 
 test-all: $(INSTALL_STAMP)
@@ -44,11 +44,11 @@ test-all: $(INSTALL_STAMP)
 
 lint: $(INSTALL_STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 bench: $(INSTALL_STAMP)
 	$(PY) benchmarks/pairs_overhead.py
+	$(PY) benchmarks/kernels_device.py
 
 clean:
 	rm -rf $(VENV) auxsearch-demo .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -150,7 +150,7 @@ class AdversarialNet:
         return [p for m in self.adv_heads for p in m.parameters()]
 
 
-Step = Callable[[torch.Tensor, torch.Tensor], tuple[float, float, float]]
+Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def make_step(
@@ -160,7 +160,8 @@ def make_step(
     optimizers: Sequence[torch.optim.Optimizer],
     critic_clip: float = 0.01,
 ) -> Step:
-    """One AAL update on a batch; returns (objective of F, L_a, adversary loss).
+    """One AAL update on a batch; returns [objective of F, L_a, adversary loss],
+    detached and on the device (summed over an epoch without a sync per step).
 
     `optimizers`: one over all parameters for "reversal"; (F and C_a, C_b) for
     "gan" and "wgan".
@@ -168,14 +169,15 @@ def make_step(
     if mode == "reversal":
         (opt,) = optimizers
 
-        def reversal(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
+        def reversal(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             h = net.backbone(x)
             main = _group_loss(net.main_heads, net.main_specs, h, y)
             adv = _group_loss(net.adv_heads, net.adv_specs, grad_reverse(h, lam), y)
             opt.zero_grad(set_to_none=True)
             (main + adv).backward()  # F, C_a see ∇(L_a − λ L_b); C_b sees ∇L_b
             opt.step()
-            return main.item() - lam * adv.item(), main.item(), adv.item()
+            main, adv = main.detach(), adv.detach()
+            return torch.stack([main - lam * adv, main, adv])
 
         return reversal
 
@@ -183,7 +185,7 @@ def make_step(
     wgan = mode == "wgan"
     b_params = net.b_params()
 
-    def alternating(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
+    def alternating(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = net.backbone(x)
         # Adversary step on frozen features: eq. 5, or the critic's ascent on W.
         if wgan:
@@ -206,8 +208,8 @@ def make_step(
         opt_f.zero_grad(set_to_none=True)
         (main + lam * fool).backward()
         opt_f.step()
-        adv_value = -adv.item() if wgan else adv.item()
-        return main.item() + lam * fool.item(), main.item(), adv_value
+        main, fool, adv = main.detach(), fool.detach(), adv.detach()
+        return torch.stack([main + lam * fool, main, -adv if wgan else adv])
 
     return alternating
 
@@ -231,11 +233,12 @@ def train(config: AALConfig, data: Dataset, ctx: RunContext) -> dict[str, float]
     step = make_step(net, config.adversary_loss, config.lam, optimizers, config.critic_clip)
 
     def train_epoch() -> dict[str, float]:
-        sums, batches = [0.0, 0.0, 0.0], 0
+        sums = torch.zeros(3, device=trainer.device)
+        batches = 0
         for x, y in trainer.batches():
-            sums = [a + b for a, b in zip(sums, step(x, y), strict=True)]
+            sums += step(x, y)
             batches += 1
-        loss, main, adv = (v / batches for v in sums)
+        loss, main, adv = (sums / batches).tolist()
         return {"loss": loss, "main_loss": main, "adv_loss": adv}
 
     heads = [EvalHead(s, m) for s, m in zip(main_specs, net.main_heads, strict=True)]

@@ -90,7 +90,9 @@ def _type_name(tp: Any) -> str:
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))
     if origin is tuple:
-        return f"a list of {_type_name(get_args(tp)[0])}"
+        item = get_args(tp)[0]
+        plural = {int: "integers", float: "numbers", str: "strings"}.get(item)
+        return f"a list of {plural or _type_name(item)}"
     if origin in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in get_args(tp) if a is not type(None))
     return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(
@@ -161,6 +163,6 @@ def _check_bounds(f: dataclasses.Field[Any], value: Any, who: str) -> None:
         if isinstance(v, int | float) and not isinstance(v, bool):
             if lo is not None and (v < lo or (md.get("min_exclusive") and v == lo)):
                 rel = ">" if md.get("min_exclusive") else "≥"
-                raise ConfigError(f"{who}: {f.name}={v!r} is out of range; it must be {rel} {lo}")
+                raise ConfigError(f"{who}: {f.name}={v:g} is out of range; it must be {rel} {lo:g}")
             if hi is not None and v > hi:
-                raise ConfigError(f"{who}: {f.name}={v!r} is out of range; it must be ≤ {hi}")
+                raise ConfigError(f"{who}: {f.name}={v:g} is out of range; it must be ≤ {hi:g}")

@@ -59,24 +59,26 @@ def train_shared(
     opt = trainer.adam(params)
 
     def train_epoch() -> dict[str, float]:
-        total, per_task, batches = 0.0, [0.0] * len(specs), 0
+        # Sums stay on the device: one synchronisation per epoch, not per step.
+        sums = torch.zeros(len(specs), device=trainer.device)
+        batches = 0
         for x, y in trainer.batches():
             h = trainer.backbone(x)
-            losses = [
-                task_loss(head(h), y[:, s.column], s) for head, s in zip(heads, specs, strict=True)
-            ]
-            loss = torch.stack(losses).sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item()
-            per_task = [a + b.item() for a, b in zip(per_task, losses, strict=True)]
-            batches += 1
-        parts = {"loss": total / batches}
-        if len(specs) > 1:
-            parts.update(
-                {f"loss/{s.name}": v / batches for s, v in zip(specs, per_task, strict=True)}
+            losses = torch.stack(
+                [
+                    task_loss(head(h), y[:, s.column], s)
+                    for head, s in zip(heads, specs, strict=True)
+                ]
             )
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            opt.step()
+            sums += losses.detach()
+            batches += 1
+        means = (sums / batches).tolist()
+        parts = {"loss": sum(means)}
+        if len(specs) > 1:
+            parts.update({f"loss/{s.name}": v for s, v in zip(specs, means, strict=True)})
         return parts
 
     return trainer.run(

@@ -109,26 +109,39 @@ class InputEncoder:
 
     Images: uint8 (N, H, W, C) → float (N, C, H, W), standardised per channel with
     the train split's mean and std. Vectors: standardised per feature. Statistics
-    come from the train split only.
+    come from (at most `STATS_ROWS` evenly spaced rows of) the train split only.
+    On a GPU, a domain of up to `DEVICE_CACHE_BYTES` is copied to the device once
+    as uint8, so batches are gathered there instead of crossing the bus each step.
     """
+
+    STATS_ROWS = 4096
+    DEVICE_CACHE_BYTES = 1 << 30
 
     def __init__(self, domain: Domain, device: torch.device):
         self.domain = domain
         self.device = device
-        train = domain.inputs[domain.indices("train")]
+        train_rows = domain.indices("train")
+        step = max(1, len(train_rows) // self.STATS_ROWS)
+        sample = domain.inputs[train_rows[::step]]
         if domain.is_image:
-            pixels = train.reshape(-1, train.shape[-1]).astype(np.float64) / 255.0
+            pixels = sample.reshape(-1, sample.shape[-1]).astype(np.float64) / 255.0
             mean, std = pixels.mean(0), pixels.std(0)
             shape: tuple[int, ...] = (1, -1, 1, 1)
         else:
-            mean, std = train.mean(0, dtype=np.float64), train.std(0, dtype=np.float64)
+            mean, std = sample.mean(0, dtype=np.float64), sample.std(0, dtype=np.float64)
             shape = (1, -1)
         std = np.where(std < 1e-6, 1.0, std)
         self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(shape)
         self.std = torch.tensor(std, dtype=torch.float32, device=device).view(shape)
+        self.cached: torch.Tensor | None = None
+        if device.type != "cpu" and domain.inputs.nbytes <= self.DEVICE_CACHE_BYTES:
+            self.cached = torch.tensor(domain.inputs, device=device)
 
     def __call__(self, rows: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(self.domain.inputs[rows]).to(self.device)
+        if self.cached is not None:
+            x = self.cached[torch.from_numpy(rows).to(self.device)]
+        else:
+            x = torch.from_numpy(self.domain.inputs[rows]).to(self.device)
         if self.domain.is_image:
             x = x.permute(0, 3, 1, 2).float().div_(255.0)
         return (x - self.mean) / self.std

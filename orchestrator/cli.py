@@ -200,7 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a flag argparse rejected (exit 2, one line)
+        return int(exc.code or 0)
     try:
         return _dispatch(args)
     except UserInputError as exc:

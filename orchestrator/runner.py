@@ -102,7 +102,7 @@ class _Recorder(Callback):
                 wall_s=round(wall, 3),
                 finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 error=error,
-                attempts=trial.num_failures + 1 if status == "failed" else 1,
+                attempts=max(1, trial.num_failures) if status == "failed" else 1,
             )
         )
 

@@ -9,6 +9,7 @@ when its upload completes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -87,16 +88,17 @@ class OutputDir:
         """Write a whole file atomically."""
         target = self.path(name)
         if self.local:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
             tmp = f"{target}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             try:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
                 with open(tmp, "wb") as f:
                     f.write(data)
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, target)
             except OSError as exc:
-                Path(tmp).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
                 raise OutputError(
                     f"cannot write {target} ({exc.strerror or exc}); earlier files are intact"
                 ) from None

@@ -1,0 +1,104 @@
+"""Where the time of a pair search goes: the demo's search timed three ways,
+side by side in one run (run by `make bench`).
+
+1. floor: a plain in-process loop over the same trainings, one after another,
+   torch using every core; no Ray at all.
+2. naive Ray Tune: one trial per training, no actor reuse, and each trial
+   builds the dataset itself (what a first Ray Tune script usually does).
+3. auxsearch pairs: the real command (dataset in the object store once, actors
+   reused, results recorded after every cell).
+
+All three train exactly the same cells: the stage-1 cells of the demo plus the
+stage-3 cells that `auxsearch pairs` planned from them. Ray's start and
+shutdown are inside the timings of 2 and 3, as a user waits for them too.
+
+    python benchmarks/pairs_overhead.py [--attributes red,large,left]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import torch
+
+from methods import MetricsCollector, RunContext, get_method
+from methods.data import load_dataset
+from orchestrator.demo import DEMO_ATTRIBUTES, DEMO_DATASET, DEMO_SETTINGS
+from orchestrator.pairs import run_pairs
+from orchestrator.pairs_plan import PAPER_LAMBDAS, resolve_settings, stage1_cells, stage3_cells
+from orchestrator.ray_session import ray_session
+
+
+def floor(cells: list, dataset) -> float:
+    start = time.perf_counter()
+    for c in cells:
+        spec = get_method(c.method)
+        ctx = RunContext(seed=c.seed, report=MetricsCollector(), num_threads=os.cpu_count() or 1)
+        spec.train(spec.make_config(c.params), dataset, ctx)
+    return time.perf_counter() - start
+
+
+def naive_trainable(config: dict) -> None:
+    from ray import tune
+
+    cell = json.loads(config["cell"])
+    dataset = load_dataset("shapes", DEMO_DATASET)  # every trial builds its own copy
+    spec = get_method(cell["method"])
+    ctx = RunContext(
+        seed=cell["seed"], num_threads=1, report=lambda m, epoch: tune.report({**m, "epoch": epoch})
+    )
+    spec.train(spec.make_config(cell["params"]), dataset, ctx)
+
+
+def naive_ray(cells: list, storage: str) -> float:
+    from ray import tune
+
+    start = time.perf_counter()
+    with ray_session():
+        tune.Tuner(
+            tune.with_resources(naive_trainable, {"cpu": 1}),
+            param_space={"cell": tune.grid_search([json.dumps(c.to_dict()) for c in cells])},
+            tune_config=tune.TuneConfig(reuse_actors=False),
+            run_config=tune.RunConfig(storage_path=storage, name="naive", verbose=0),
+        ).fit()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--attributes", default=",".join(DEMO_ATTRIBUTES))
+    args = parser.parse_args()
+    attributes = args.attributes.split(",")
+    dataset = load_dataset("shapes", DEMO_DATASET)
+    settings = resolve_settings(
+        dataset, attributes=attributes, overrides=DEMO_SETTINGS, lambdas=PAPER_LAMBDAS
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = run_pairs(dataset, settings, f"{tmp}/pairs", echo=lambda _: None)
+        t_pairs = time.perf_counter() - start
+        cells = stage1_cells(settings) + stage3_cells(settings, result.partners)
+        t_floor = floor(cells, dataset)
+        t_naive = naive_ray(cells, f"{tmp}/naive")
+
+    print(
+        f"pair search of the demo: {len(attributes)} attributes, {len(cells)} trainings"
+        f" ({len(stage1_cells(settings))} stage 1 + {len(cells) - len(stage1_cells(settings))}"
+        f" stage 3), {os.cpu_count()} CPU cores, torch {torch.__version__}"
+    )
+    print(f"{'way':<34}{'wall s':>9}{'÷ floor':>10}")
+    for name, t in (
+        ("floor: in-process loop", t_floor),
+        ("naive Ray Tune (no reuse)", t_naive),
+        ("auxsearch pairs", t_pairs),
+    ):
+        print(f"{name:<34}{t:>9.1f}{t / t_floor:>10.2f}")
+    print(f"auxsearch pairs ÷ naive Ray Tune: {t_pairs / t_naive:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""User mistakes end in exit code 2 and one sentence, before anything is written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orchestrator.cli import main
+from tests.conftest import write_npz
+
+TINY = ["--dataset", "shapes:n=90,image_size=16", "--backbone", "small_cnn", "--epochs", "1"]
+
+
+def _pairs(tmp_path: Path, *extra: str) -> list[str]:
+    return ["pairs", *TINY, "--out", str(tmp_path / "out"), *extra]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--attributes", "red,purple"], "unknown attribute 'purple' in domain 'shapes'"),
+        (["--attributes", "red"], "needs at least 2 attributes, got 1"),
+        (["--backbone", "resnet9"], "unknown backbone 'resnet9'"),
+        (["--lambdas", "0.1,-1"], "λ=-1 is not allowed"),
+        (["--lambdas", "0.1,x"], "argument --lambdas: 'x' is not a number"),
+        (["--set", "colour=red"], "unknown setting 'colour'"),
+        (["--set", "lr=fast"], "lr='fast' is not valid; expected a number"),
+        (["--set", "lam=0.3"], "'lam' is set by the pair search itself"),
+        (["--seeds", "0"], "--seeds 0 is not allowed"),
+        (["--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
+        (["--gpus-per-trial", "-1"], "argument --gpus-per-trial: -1 must be ≥ 0"),
+        (["--max-failures", "-1"], "--max-failures -1 is not allowed"),
+        (["--dataset", "mnist"], "unknown dataset 'mnist'; built-in datasets: digits, shapes"),
+        (["--dataset", "shapes:n"], "option 'n' is not key=value"),
+        (["--config", "missing.yaml"], "--config missing.yaml does not exist"),
+    ],
+)
+def test_pairs_mistakes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    assert main(_pairs(tmp_path, *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p / "absent.npz", "does not exist"),
+        (lambda p: write_npz(p / "bad.npz", labels=None), "has no 'labels' array"),
+        (
+            lambda p: write_npz(p / "bad.npz", inputs=np.zeros((90, 2, 2, 2, 2), np.uint8)),
+            "uint8 inputs must be",
+        ),
+    ],
+)
+def test_bad_npz(tmp_path: Path, capsys: pytest.CaptureFixture[str], make, message: str) -> None:
+    path = make(tmp_path)
+    code = main(["pairs", "--data", str(path), "--out", str(tmp_path / "out")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "out"
+    target.write_text("precious")
+    assert main(["pairs", *TINY, "--attributes", "red,large", "--out", str(target)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert target.read_text() == "precious"
+
+
+def test_run_mistakes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--method", "nope", "--dataset", "digits"]) == 2
+    assert "unknown method 'nope'; registered methods: aal, mtl, stl" in capsys.readouterr().err
+    assert main(["run", "--method", "stl", "--dataset", "digits"]) == 2
+    assert "method 'stl' needs task=<attribute>" in capsys.readouterr().err
+
+
+def test_run_trains_one_model_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "run",
+            "--method",
+            "stl",
+            "--dataset",
+            "digits",
+            "--set",
+            "task=even",
+            "--set",
+            "backbone=small_cnn",
+            "--set",
+            "epochs=1",
+            "--set",
+            "lr=0.003",
+            "--json",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "epoch 1:" in out and '"val/acc/even"' in out
+
+
+def test_results_show_on_a_directory_without_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["results", "show", str(tmp_path)]) == 2
+    assert "holds no pair search results" in capsys.readouterr().err
+
+
+def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("auxsearch")
+    proc = subprocess.run(
+        [str(exe), *_pairs(tmp_path, "--attributes", "red,nope")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "auxsearch pairs: error: unknown attribute 'nope' in domain 'shapes'; available: round,"
+        " red, bright, large, left, top, vertical, striped, outlined, dark_bg, textured_bg, marker"
+    ]

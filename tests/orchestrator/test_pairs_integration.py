@@ -1,0 +1,213 @@
+"""`auxsearch pairs` on a real local Ray cluster, read back from Parquet."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from orchestrator.cli import main
+
+pytestmark = pytest.mark.integration
+
+ATTRS = ["red", "large", "left"]
+BASE = [
+    "pairs",
+    "--dataset",
+    "shapes:n=150,image_size=16,correlation=0.5",
+    "--attributes",
+    ",".join(ATTRS),
+    "--backbone",
+    "small_cnn",
+    "--epochs",
+    "2",
+    "--set",
+    "lr=0.003",
+    "--set",
+    "batch_size=32",
+    "--lambdas",
+    "0.1,1",
+]
+
+
+def _tables(out: Path):
+    results = pq.read_table(out / "results.parquet").to_pylist()
+    matrix = pq.read_table(out / "pair_matrix.parquet")
+    summary = pq.read_table(out / "aal_summary.parquet").to_pylist()
+    return results, matrix, summary
+
+
+def _val_acc(results, stage: str, main: str, aux: str | None) -> list[float]:
+    return [
+        r["value"]
+        for r in results
+        if r["stage"] == stage
+        and r["split"] == "val"
+        and r["metric"] == "acc"
+        and r["main_task"] == main
+        and r["aux_task"] == aux
+    ]
+
+
+def test_pairs_end_to_end_resume_and_extend(
+    ray_local: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "aal"
+    assert main([*BASE, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "stage 1: single-task and pair runs: 6 cell(s), 0 already recorded, 6 to train" in printed
+    )
+
+    results, matrix, summary = _tables(out)
+    # Stage 1: 3 single + 3 pair runs; stage 3: one run per partnered attribute and λ.
+    trials = {r["trial_id"]: r["stage"] for r in results}
+    assert sum(s == "single" for s in trials.values()) == 3
+    assert sum(s == "pair" for s in trials.values()) == 3
+    with_partner = [row for row in summary if row["neg_partner"]]
+    assert sum(s == "adversarial" for s in trials.values()) == 2 * len(with_partner)
+    assert all(r["status"] == "ok" for r in results)
+    assert not any(isinstance(r["value"], float) and math.isnan(r["value"]) for r in results)
+    assert {r["seed"] for r in results} == {0}
+    assert all(json.loads(r["params"])["backbone"] == "small_cnn" for r in results)
+
+    # pair_matrix agrees with results.parquet cell by cell
+    assert matrix.column_names == ["main", *ATTRS]
+    assert matrix.schema.metadata[b"auxsearch.schema"] == b"pair_matrix/1"
+    m = {row["main"]: row for row in matrix.to_pylist()}
+    for a in ATTRS:
+        assert m[a][a] == _val_acc(results, "single", a, None)[0]
+        for b in ATTRS:
+            if a != b:
+                assert m[a][b] == _val_acc(results, "pair", a, b)[0]
+
+    # the summary agrees with the matrix and with the adversarial runs
+    for row in summary:
+        a = row["attribute"]
+        assert row["sin"] == m[a][a]
+        off = {b: m[a][b] for b in ATTRS if b != a}
+        worst = min(off, key=lambda b: (off[b], ATTRS.index(b)))
+        if off[worst] < m[a][a]:
+            assert row["neg_partner"] == worst and row["mul"] == off[worst]
+            adv = {
+                json.loads(r["params"])["lam"]: r["value"]
+                for r in results
+                if r["stage"] == "adversarial"
+                and r["main_task"] == a
+                and r["split"] == "val"
+                and r["metric"] == "acc"
+            }
+            assert set(adv) == {0.1, 1.0}
+            assert row["adv"] == max(adv.values()) and adv[row["lambda"]] == row["adv"]
+            assert row["adv_minus_sin"] == pytest.approx(row["adv"] - row["sin"])
+        else:
+            assert row["neg_partner"] is None and row["note"] == "no negative transfer"
+    assert (out / "pair_heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Actors are reused: fewer worker processes than trials.
+    pids = {
+        json.loads(line)["pid"]
+        for f in (out / "ray").rglob("result.json")
+        for line in f.read_text().splitlines()
+        if line
+    }
+    assert 0 < len(pids) < len(trials)
+
+    # A rerun trains nothing and changes no result.
+    before = (out / "results.parquet").read_bytes()
+    assert main([*BASE, "--out", str(out)]) == 0
+    assert "trained 0 cell(s) (resumed)" in capsys.readouterr().out
+    assert (out / "results.parquet").read_bytes() == before
+
+    # A second seed extends the same search: only seed-1 cells are trained.
+    assert main([*BASE, "--seeds", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "6 cell(s), 0 already recorded" not in printed
+    assert (
+        "stage 1: single-task and pair runs: 12 cell(s), 6 already recorded, 6 to train" in printed
+    )
+    results, matrix, _ = _tables(out)
+    assert {r["seed"] for r in results} == {0, 1}
+    assert all(c in matrix.column_names for c in ("red_std", "large_std", "left_std"))
+
+    # A different search in the same directory is refused, nothing touched.
+    after = (out / "results.parquet").read_bytes()
+    assert main([*BASE[:-2], "--epochs", "3", "--out", str(out)]) == 2
+    assert "holds a different search (train.epochs: 2 there, 3 here)" in capsys.readouterr().err
+    assert (out / "results.parquet").read_bytes() == after
+
+    # results show prints the tables back
+    assert main(["results", "show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "Pair matrix" in shown and "±" in shown and "adv-sin" in shown
+
+
+def test_pairs_on_a_users_npz(ray_local: None, tmp_path: Path, capsys) -> None:
+    from tests.conftest import write_npz
+
+    data = write_npz(tmp_path / "faces.npz", n=150)
+    out = tmp_path / "out"
+    code = main(
+        [
+            "pairs",
+            "--data",
+            str(data),
+            "--backbone",
+            "mlp",
+            "--epochs",
+            "2",
+            "--set",
+            "lr=0.003",
+            "--lambdas",
+            "0.5",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    m = {r["main"]: r for r in pq.read_table(out / "pair_matrix.parquet").to_pylist()}
+    assert set(m) == {"a", "b", "c"}
+    # a and b are visible in the pixels, c is noise: learned above chance / near chance
+    assert m["a"]["a"] > 0.8 and m["b"]["b"] > 0.8
+
+
+def test_failures_are_retried_recorded_and_then_retrainable(tmp_path: Path) -> None:
+    """A real CLI run on its own Ray: one cell raises, one diverges; the search goes on."""
+    out = tmp_path / "faulty"
+    exe = str(Path(sys.executable).with_name("auxsearch"))
+    cmd = [exe, *BASE, "--lambdas", "0.5", "--max-failures", "1", "--out", str(out)]
+    env = {**os.environ, "AUXSEARCH_INJECT_FAULT": "pair:large+red:*=raise;single:left:*=nan"}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "FAILED pair" in proc.stdout and "after 2 attempt(s)" in proc.stdout
+    assert "Traceback" not in proc.stdout
+
+    results, matrix, summary = _tables(out)
+    failed = {r["trial_id"]: r for r in results if r["status"] == "failed"}
+    assert set(failed) == {"pair:large+red:seed=0", "single:left:seed=0"}
+    assert "injected fault" in failed["pair:large+red:seed=0"]["error"]
+    assert "diverged" in failed["single:left:seed=0"]["error"]
+    assert all(r["value"] is None for r in failed.values())
+    m = {row["main"]: row for row in matrix.to_pylist()}
+    assert m["red"]["large"] is None and m["large"]["red"] is None and m["left"]["left"] is None
+    assert m["red"]["left"] is not None  # the other cells are complete
+    notes = {row["attribute"]: row["note"] for row in summary}
+    assert notes["left"] == "single-task run failed"
+
+    # Without the fault and with --retry-failed, only the two failed cells train again.
+    env.pop("AUXSEARCH_INJECT_FAULT")
+    proc = subprocess.run(
+        [*cmd, "--retry-failed"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "6 cell(s), 4 already recorded, 2 to train" in proc.stdout
+    results, matrix, _ = _tables(out)
+    assert all(r["status"] == "ok" for r in results)
+    assert None not in [v for row in matrix.to_pylist() for v in row.values()]

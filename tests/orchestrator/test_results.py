@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from orchestrator.cells import Cell, Outcome
+from orchestrator.errors import OutputError
+from orchestrator.results import RESULTS_FILE, RESULTS_SCHEMA, ResultsLog, outcome_rows
+from orchestrator.storage import OutputDir
+
+PAIR = Cell("pair:a+b:seed=0", "pair", "mtl", {"backbone": "small_cnn", "epochs": 3}, 0, ("a", "b"))
+
+
+def _ok(cell: Cell = PAIR) -> Outcome:
+    metrics = {
+        "train/loss": 0.4,
+        "val/acc/a": 0.9,
+        "val/acc/b": 0.7,
+        "test/acc/a": 0.88,
+        "test/acc/b": 0.69,
+        "epoch/a": 2.0,
+        "epoch/b": 3.0,
+        "val/loss/a": float("nan"),
+    }
+    return Outcome(cell, "ok", metrics, 2.5, "2026-01-01T00:00:00+00:00")
+
+
+def test_pair_rows_carry_both_directions() -> None:
+    rows = {
+        (r["split"], r["metric"], r["main_task"]): r
+        for r in outcome_rows(_ok(), search="pairs", dataset="d")
+    }
+    assert rows[("val", "acc", "a")]["aux_task"] == "b"
+    assert rows[("val", "acc", "b")]["aux_task"] == "a"
+    assert rows[("val", "acc", "a")]["epoch"] == 2 and rows[("val", "acc", "b")]["epoch"] == 3
+    assert rows[("train", "loss", "a+b")]["epoch"] == 3
+    assert ("val", "loss", "a") not in rows  # a NaN is not a result
+    assert all(
+        not (isinstance(r["value"], float) and math.isnan(r["value"])) for r in rows.values()
+    )
+
+
+def test_adversary_rows_name_the_adversary() -> None:
+    cell = Cell("adv", "adversarial", "aal", {"lam": 0.1}, 0, ("a",), ("b",))
+    out = Outcome(
+        cell,
+        "ok",
+        {"val/acc/a": 0.9, "val/adv_acc/b": 0.3, "epoch/a": 1.0, "epoch/b": 1.0},
+        1.0,
+        "t",
+    )
+    rows = {r["metric"]: r for r in outcome_rows(out, search="pairs", dataset="d")}
+    assert (rows["acc"]["main_task"], rows["acc"]["aux_task"]) == ("a", "b")
+    assert (rows["adv_acc"]["main_task"], rows["adv_acc"]["aux_task"]) == ("a", "b")
+
+
+def test_failed_cell_is_one_error_row_without_a_value() -> None:
+    out = Outcome(PAIR, "failed", {}, 0.1, "t", error="RuntimeError: boom")
+    (row,) = outcome_rows(out, search="pairs", dataset="d")
+    assert row["status"] == "failed" and row["metric"] == "error" and row["value"] is None
+    assert row["error"] == "RuntimeError: boom"
+
+
+def test_log_roundtrip_schema_and_resume(tmp_path: Path) -> None:
+    out = OutputDir(str(tmp_path))
+    log = ResultsLog(out, search="pairs", dataset="d")
+    log.record(_ok())
+    table = pq.read_table(tmp_path / RESULTS_FILE)
+    assert table.schema.equals(RESULTS_SCHEMA, check_metadata=False)
+    assert table.schema.metadata[b"auxsearch.schema"] == b"results/1"
+    again = ResultsLog(out, search="pairs", dataset="d")
+    assert again.finished() == {PAIR.id: "ok"}
+    assert len(again.rows) == len(log.rows)
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]  # no temp file left
+
+
+def test_a_failed_write_keeps_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = OutputDir(str(tmp_path))
+    log = ResultsLog(out, search="pairs", dataset="d")
+    log.record(_ok())
+    before = (tmp_path / RESULTS_FILE).read_bytes()
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("orchestrator.storage.os.fsync", disk_full)
+    with pytest.raises(OutputError, match="No space left on device.*earlier files are intact"):
+        log.record(_ok(Cell("single:a:seed=0", "single", "stl", {}, 0, ("a",))))
+    assert (tmp_path / RESULTS_FILE).read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [RESULTS_FILE]
+
+
+def test_a_file_in_the_way_is_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "sub").write_text("a file where a directory is needed")
+    with pytest.raises(OutputError, match="cannot write .*sub/results.parquet"):
+        OutputDir(str(tmp_path)).write_bytes("sub/results.parquet", b"x")

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestrator import manifest
+from orchestrator.errors import OutputError
+from orchestrator.storage import OutputDir
+
+
+def test_out_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "taken"
+    target.write_text("x")
+    with pytest.raises(OutputError, match="is a file; give a directory path"):
+        OutputDir(str(target)).ensure_writable()
+
+
+def test_claim_new_resume_and_refuse_another_search(tmp_path: Path) -> None:
+    out = OutputDir(str(tmp_path / "run"))
+    out.ensure_writable()
+    identity = {"search": "aal-pairs", "dataset": "x", "train": {"epochs": 2}}
+    assert manifest.claim(out, identity, {"seeds": 1}) is False
+    assert manifest.claim(out, identity, {"seeds": 2}) is True
+    stored = json.loads((tmp_path / "run" / manifest.MANIFEST).read_text())
+    assert stored["settings"] == {"seeds": 2}
+    other = {**identity, "train": {"epochs": 3}}
+    with pytest.raises(OutputError, match=r"different search \(train.epochs: 2 there, 3 here\)"):
+        manifest.claim(out, other, {})
+
+
+def test_unrelated_non_empty_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    out = OutputDir(str(tmp_path))
+    with pytest.raises(OutputError, match="already holds files"):
+        manifest.claim(out, {"search": "x"}, {})
+    assert (tmp_path / "notes.txt").read_text() == "mine"
