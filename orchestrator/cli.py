@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 
 from methods.errors import DivergedError, UserInputError
 
+from .errors import SearchInterrupted
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -212,9 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DivergedError as exc:
         print(f"auxsearch {args.command}: the run diverged: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SearchInterrupted) as exc:
+        why = f" ({exc})" if str(exc) else ""
         print(
-            f"\nauxsearch {args.command}: interrupted; rerun the same command to resume",
+            f"\nauxsearch {args.command}: interrupted{why}; rerun the same command to resume",
             file=sys.stderr,
         )
         return 130

@@ -11,6 +11,8 @@ five λ values.
 
 from __future__ import annotations
 
+import time
+
 from methods.data import load_dataset
 
 from .pairs import run_pairs
@@ -45,6 +47,8 @@ def run_demo(out: str, *, seeds: int = 1, cpus_per_trial: float = 1.0) -> int:
         + ", ".join(f"{k}={v}" for k, v in DEMO_SETTINGS.items())
         + f", λ ∈ {{{', '.join(f'{x:g}' for x in PAPER_LAMBDAS)}}}"
     )
+    start = time.perf_counter()
     result = run_pairs(dataset, settings, out, resources=Resources(cpus_per_trial=cpus_per_trial))
     print_pairs_result(result)
+    print(f"demo finished in {time.perf_counter() - start:.0f}s")
     return 0

@@ -14,4 +14,11 @@ class OutputError(UserInputError):
     """An output location that cannot be used (not writable, or another search's)."""
 
 
-__all__ = ["ConfigError", "DataError", "OutputError", "UserInputError"]
+class SearchInterrupted(Exception):
+    """A stage stopped before all its cells finished (Ctrl+C, a lost cluster).
+
+    What finished is recorded; rerunning the same command resumes.
+    """
+
+
+__all__ = ["ConfigError", "DataError", "OutputError", "SearchInterrupted", "UserInputError"]

@@ -9,6 +9,7 @@ finishes; a rerun with the same --out trains only the cells still missing.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -20,6 +21,7 @@ from methods.data import Dataset
 
 from . import manifest
 from .cells import Cell, Outcome
+from .errors import SearchInterrupted
 from .pair_analysis import (
     Partner,
     adversarial_values,
@@ -102,6 +104,8 @@ def run_pairs(
 ) -> PairsResult:
     """Run (or resume) the three stages; return the matrices and the summary."""
     resources = resources or Resources()
+    if not (address or os.environ.get("RAY_ADDRESS")):
+        resources.check_fits_this_machine()
     out = OutputDir(out_location)
     out.ensure_writable()
     resumed = manifest.claim(out, settings.identity(dataset), settings.describe())
@@ -141,6 +145,12 @@ def run_pairs(
 
             runner.run(label.split(":")[0].replace(" ", ""), todo, record)
             progress.finish()
+            unfinished = [c.id for c in todo if c.id not in log.finished()]
+            if unfinished:
+                raise SearchInterrupted(
+                    f"{len(unfinished)} cell(s) of {label.split(':')[0]} did not finish"
+                    f" ({unfinished[0]}, ...); what finished is recorded in {out.location}"
+                )
 
         stage1 = stage1_cells(settings)
         run_stage("stage 1: single-task and pair runs", stage1)

@@ -13,11 +13,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-# Ray Tune's own console reporter would interleave with ours; select the classic
-# reporter, which verbose=0 silences (set before ray.tune is imported).
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-
 import ray
+
+# Ray Tune's own console reporter would interleave with our progress lines; the
+# classic reporter (chosen when a Tuner runs) is silent at verbose=0.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
 @contextmanager

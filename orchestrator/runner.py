@@ -27,8 +27,9 @@ from ray.tune.experiment import Trial
 
 from methods.data import Dataset
 
-from . import ray_session  # noqa: F401  (selects Ray Tune's quiet reporter first)
+from . import ray_session  # noqa: F401  (selects Ray Tune's quiet console reporter)
 from .cells import Cell, Outcome
+from .errors import UserInputError
 from .trainable import FINAL_KEY, WALL_KEY, run_cell
 
 
@@ -44,6 +45,28 @@ class Resources:
     gpus_per_trial: float = 0.0
     max_concurrent: int = 0  # 0: as many as the resources allow
     max_failures: int = 1  # retries of a trial that raises or diverges
+
+    def check_fits_this_machine(self) -> None:
+        """For a local Ray: a trial asking more than the machine has would wait forever.
+
+        (A cluster may autoscale to what a trial asks, so only local runs are checked.)
+        """
+        import os
+
+        import torch
+
+        cpus = os.cpu_count() or 1
+        if self.cpus_per_trial > cpus:
+            raise UserInputError(
+                f"--cpus-per-trial {self.cpus_per_trial:g} exceeds the {cpus} CPUs of this"
+                f" machine; use at most {cpus} (or join a cluster with --address)"
+            )
+        gpus = torch.cuda.device_count()
+        if self.gpus_per_trial > 0 and (gpus == 0 or self.gpus_per_trial > gpus):
+            raise UserInputError(
+                f"--gpus-per-trial {self.gpus_per_trial:g} but this machine has {gpus} GPU(s);"
+                " use 0 here, or join a GPU cluster with --address"
+            )
 
 
 OutcomeFn = Callable[[Outcome], None]

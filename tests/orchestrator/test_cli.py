@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from orchestrator.cli import main
 from tests.conftest import write_npz
@@ -35,6 +36,7 @@ def _pairs(tmp_path: Path, *extra: str) -> list[str]:
         (["--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
         (["--gpus-per-trial", "-1"], "argument --gpus-per-trial: -1 must be ≥ 0"),
         (["--max-failures", "-1"], "--max-failures -1 is not allowed"),
+        (["--cpus-per-trial", "64"], "--cpus-per-trial 64 exceeds the"),
         (["--dataset", "mnist"], "unknown dataset 'mnist'; built-in datasets: digits, shapes"),
         (["--dataset", "shapes:n"], "option 'n' is not key=value"),
         (["--config", "missing.yaml"], "--config missing.yaml does not exist"),
@@ -67,6 +69,13 @@ def test_bad_npz(tmp_path: Path, capsys: pytest.CaptureFixture[str], make, messa
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a GPU")
+def test_gpus_on_a_machine_without_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_pairs(tmp_path, "--gpus-per-trial", "0.5")) == 2
+    assert "--gpus-per-trial 0.5 but this machine has 0 GPU(s)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
