@@ -49,6 +49,7 @@ lint: $(INSTALL_STAMP)
 bench: $(INSTALL_STAMP)
 	$(PY) benchmarks/pairs_overhead.py
 	$(PY) benchmarks/kernels_device.py
+	$(PY) benchmarks/sweep_asha.py
 
 clean:
 	rm -rf $(VENV) auxsearch-demo .pytest_cache .mypy_cache .ruff_cache *.egg-info

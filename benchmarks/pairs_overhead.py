@@ -29,7 +29,7 @@ from methods import MetricsCollector, RunContext, get_method
 from methods.data import load_dataset
 from orchestrator.demo import DEMO_ATTRIBUTES, DEMO_DATASET, DEMO_SETTINGS
 from orchestrator.pairs import run_pairs
-from orchestrator.pairs_plan import PAPER_LAMBDAS, resolve_settings, stage1_cells, stage3_cells
+from orchestrator.pairs_plan import resolve_settings, stage1_cells, stage3_cells
 from orchestrator.ray_session import ray_session
 
 
@@ -75,7 +75,7 @@ def main() -> None:
     attributes = args.attributes.split(",")
     dataset = load_dataset("shapes", DEMO_DATASET)
     settings = resolve_settings(
-        dataset, attributes=attributes, overrides=DEMO_SETTINGS, lambdas=PAPER_LAMBDAS
+        dataset, attributes=attributes, overrides=DEMO_SETTINGS, lambdas=None
     )
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

@@ -82,6 +82,10 @@ class AALConfig(TrainConfig):
         if both:
             raise ConfigError(f"attribute '{both[0]}' is in both main and adversaries")
 
+    def roles(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(main tasks, auxiliary tasks) of a run, for result tables and study attributes."""
+        return self.main, self.adversaries
+
     @staticmethod
     def example(attributes: Sequence[str]) -> dict[str, Any]:
         """The smallest task settings for a dataset with these attributes (shared tests)."""

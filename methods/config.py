@@ -50,8 +50,14 @@ def config_keys(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
-def parse_config(cls: type[C], values: Mapping[str, Any], *, method: str = "") -> C:
-    """Build and validate a config dataclass from a mapping of overrides."""
+def parse_config(
+    cls: type[C], values: Mapping[str, Any], *, method: str = "", check: bool = True
+) -> C:
+    """Build and validate a config dataclass from a mapping of overrides.
+
+    `check=False` skips the config's cross-field `check()` (e.g. "a task is
+    required"), to validate single values such as a search space's bounds.
+    """
     who = f"method '{method}'" if method else cls.__name__
     known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - set(known))
@@ -70,9 +76,9 @@ def parse_config(cls: type[C], values: Mapping[str, Any], *, method: str = "") -
         raise
     except (TypeError, ValueError) as exc:  # __post_init__ checks of a subclass
         raise ConfigError(f"{who}: {exc}") from None
-    check = getattr(config, "check", None)
-    if check is not None:
-        check()
+    cross_check = getattr(config, "check", None)
+    if check and cross_check is not None:
+        cross_check()
     return config
 
 

@@ -39,6 +39,10 @@ class MTLConfig(TrainConfig):
     def check(self) -> None:
         check_distinct(self.tasks, "tasks")
 
+    def roles(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(main tasks, auxiliary tasks) of a run, for result tables and study attributes."""
+        return self.tasks, ()
+
     @staticmethod
     def example(attributes: Sequence[str]) -> dict[str, Any]:
         """The smallest task settings for a dataset with these attributes (shared tests)."""

@@ -29,6 +29,10 @@ class STLConfig(TrainConfig):
         if not self.task:
             raise ConfigError("method 'stl' needs task=<attribute>")
 
+    def roles(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(main tasks, auxiliary tasks) of a run, for result tables and study attributes."""
+        return (self.task,), ()
+
     @staticmethod
     def example(attributes: Sequence[str]) -> dict[str, Any]:
         """The smallest task settings for a dataset with these attributes (shared tests)."""

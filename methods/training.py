@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbones import Backbone, build_backbone, check_backbone
+from .backbones import BACKBONES, Backbone, build_backbone, check_backbone
 from .config import meta
 from .context import RunContext
 from .data import Dataset, Domain
@@ -36,7 +36,10 @@ from .errors import ConfigError, DataError, DivergedError
 class TrainConfig:
     """Optimisation settings every supervised kernel shares (AAL paper §4.1 defaults)."""
 
-    backbone: str = field(default="resnet18", metadata=meta("feature extractor F (§4.1: ResNet18)"))
+    backbone: str = field(
+        default="resnet18",
+        metadata=meta("feature extractor F (§4.1: ResNet18)", choices=BACKBONES),
+    )
     feature_dim: int = field(default=0, metadata=meta("projection width of F; 0 = native", min=0))
     epochs: int = field(default=6, metadata=meta("training epochs (§4.1: 6)", min=1))
     batch_size: int = field(
@@ -286,9 +289,12 @@ class Trainer:
         """Train for `config.epochs` epochs and return the selected metrics.
 
         `groups`: (tasks selected together on mean val accuracy, tasks whose
-        metrics are carried along from the selected epoch).
+        metrics are carried along from the selected epoch). Besides the per-task
+        metrics, `val/mean_acc` and `test/mean_acc` average the selected tasks:
+        one objective for any method (a sweep's default metric).
         """
         selections = [_Selection(list(t), list(c)) for t, c in groups]
+        selected = [t for sel in selections for t in sel.tasks]
         last: dict[str, float] = {}
         for epoch in range(1, self.config.epochs + 1):
             for m in (self.backbone, *(h.module for h in heads)):
@@ -301,6 +307,7 @@ class Trainer:
             metrics = {f"train/{k}": v for k, v in parts.items()}
             metrics.update(self.evaluate(heads, "val"))
             metrics.update(self.evaluate(heads, "test"))
+            _add_means(metrics, selected)
             self.ctx.report(metrics, epoch)
             for sel in selections:
                 _update(sel, metrics, epoch)
@@ -308,7 +315,15 @@ class Trainer:
         final = {k: v for k, v in last.items() if k.startswith("train/")}
         for sel in selections:
             final.update(sel.metrics)
+        _add_means(final, selected)
         return final
+
+
+def _add_means(metrics: dict[str, float], tasks: Sequence[str]) -> None:
+    for split in ("val", "test"):
+        accs = [metrics[f"{split}/acc/{t}"] for t in tasks if f"{split}/acc/{t}" in metrics]
+        if accs:
+            metrics[f"{split}/mean_acc"] = float(np.mean(accs))
 
 
 def _update(sel: _Selection, metrics: dict[str, float], epoch: int) -> None:

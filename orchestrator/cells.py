@@ -10,6 +10,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# Keys of a trial's last report: the marker of a finished run, its training
+# time, and the prefix of each seed's own metrics in a multi-seed trial.
+FINAL_KEY = "auxsearch_final"
+WALL_KEY = "auxsearch_wall_s"
+SEED_PREFIX = "seed="
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -17,7 +23,8 @@ class Cell:
 
     `tasks` are the attributes the run reports on as main tasks (both members of
     a pair run); `aux` are the other attributes involved (a pair's partner, an
-    AAL run's adversaries).
+    AAL run's adversaries). `seeds` > 1 trains the config with seeds
+    seed, seed+1, ... one after another in the same trial (a sweep's `--seeds`).
     """
 
     id: str
@@ -28,6 +35,7 @@ class Cell:
     tasks: tuple[str, ...]
     aux: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    seeds: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -47,9 +55,12 @@ class Outcome:
     """What a cell produced: final metrics, or the error that ended it."""
 
     cell: Cell
-    status: str  # "ok" | "failed"
+    status: str  # "ok" | "pruned" (stopped early by the scheduler) | "failed"
     metrics: dict[str, float]
     wall_s: float
     finished_at: str
     error: str | None = None
     attempts: int = 1
+    # Where a pruned trial stopped: its metrics are that epoch's, not a selection.
+    stopped_epoch: int | None = None
+    stopped_seed: int | None = None

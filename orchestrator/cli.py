@@ -158,6 +158,11 @@ def _add_pairs_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--retry-failed", action="store_true", help="train again the cells recorded as failed"
     )
+    g.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage of the stage-3 λ study (default: optuna.db inside --out)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,6 +184,68 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR|URI",
         help="where results go; rerun with the same --out to resume",
     )
+
+    p = sub.add_parser(
+        "sweep",
+        help="a method over a search space: Ray Tune + Optuna TPE + ASHA, live in optuna-dashboard",
+    )
+    p.add_argument("--method", required=True, help="a registered method (stl, mtl, aal, ...)")
+    p.add_argument(
+        "--space",
+        metavar="FILE.yaml",
+        help="search space (default: the bundled search_spaces/<method>.yaml)",
+    )
+    p.add_argument(
+        "--trials",
+        type=int,
+        required=True,
+        metavar="N",
+        help="trials in the study in all (a rerun continues up to N)",
+    )
+    _add_data_flags(p)
+    _add_method_flags(p)
+    g = p.add_argument_group("search")
+    g.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna RDB storage (default: sqlite file optuna.db inside --out)",
+    )
+    g.add_argument("--study", help="study name (default: <method>-sweep)")
+    g.add_argument("--scheduler", choices=("asha", "fifo"), default="asha")
+    g.add_argument(
+        "--grace-period",
+        type=int,
+        default=1,
+        metavar="N",
+        help="ASHA: epochs a trial runs before it can be stopped (default 1)",
+    )
+    g.add_argument(
+        "--metric",
+        help="the objective (default: val/mean_acc, the mean val"
+        " accuracy of the main tasks at their selected epochs)",
+    )
+    g.add_argument("--mode", choices=("max", "min"), default="max")
+    g.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="K",
+        help="seeds per trial, trained in turn; the score is their mean",
+    )
+    g.add_argument("--seed", type=int, default=0, help="first seed; also seeds TPE")
+    _add_ray_flags(p)
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR|URI",
+        help="where results go; rerun with the same --out to resume",
+    )
+
+    p = sub.add_parser("dashboard", help="optuna-dashboard on 127.0.0.1 for a search's study")
+    p.add_argument(
+        "location", metavar="DIR|URL", help="the --out of a sweep or pair search, or a storage URL"
+    )
+    p.add_argument("--port", type=int, default=8080)
 
     p = sub.add_parser("run", help="one training of any registered method, in this process")
     p.add_argument("--method", required=True, help="a registered method (stl, mtl, aal, ...)")
@@ -226,6 +293,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "pairs":
         return _pairs(args)
+    if args.command == "sweep":
+        return _sweep(args)
+    if args.command == "dashboard":
+        from .dashboard import serve
+
+        serve(args.location, args.port)
+        return 0
     if args.command == "run":
         return _run(args)
     if args.command == "results":
@@ -241,7 +315,6 @@ def _pairs(args: argparse.Namespace) -> int:
     from .inputs import method_overrides, resolve_dataset
     from .pairs import run_pairs
     from .pairs_plan import resolve_settings
-    from .runner import Resources
     from .show import print_pairs_result
 
     overrides: dict[str, Any] = method_overrides(args.config, args.set)
@@ -249,12 +322,7 @@ def _pairs(args: argparse.Namespace) -> int:
         overrides["backbone"] = args.backbone
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
-    for flag, value in (
-        ("--max-concurrent", args.max_concurrent),
-        ("--max-failures", args.max_failures),
-    ):
-        if value < 0:
-            raise UserInputError(f"{flag} {value} is not allowed; use 0 or more")
+    resources = _resources(args)
     dataset = resolve_dataset(args.dataset, args.data)
     settings = resolve_settings(
         dataset,
@@ -267,9 +335,6 @@ def _pairs(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         require_significant=args.require_significant,
     )
-    resources = Resources(
-        args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.max_failures
-    )
     result = run_pairs(
         dataset,
         settings,
@@ -277,8 +342,69 @@ def _pairs(args: argparse.Namespace) -> int:
         resources=resources,
         address=args.address,
         retry_failed=args.retry_failed,
+        storage=args.storage,
     )
     print_pairs_result(result)
+    return 0
+
+
+def _resources(args: argparse.Namespace) -> Any:
+    from .runner import Resources
+
+    for flag, value in (
+        ("--max-concurrent", args.max_concurrent),
+        ("--max-failures", args.max_failures),
+    ):
+        if value < 0:
+            raise UserInputError(f"{flag} {value} is not allowed; use 0 or more")
+    return Resources(
+        args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.max_failures
+    )
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from methods import get_method
+
+    from .inputs import method_overrides, resolve_dataset
+    from .spaces import bundled_space_path, load_space
+    from .sweep import resolve_sweep, run_sweep
+
+    get_method(args.method)
+    resources = _resources(args)
+    space = load_space(args.space or bundled_space_path(args.method), args.method)
+    dataset = resolve_dataset(args.dataset, args.data)
+    settings = resolve_sweep(
+        dataset,
+        method=args.method,
+        space=space,
+        overrides=method_overrides(args.config, args.set),
+        trials=args.trials,
+        metric=args.metric,
+        mode=args.mode,
+        scheduler=args.scheduler,
+        grace_period=args.grace_period,
+        seeds=args.seeds,
+        seed=args.seed,
+        study=args.study or "",
+    )
+    result = run_sweep(
+        dataset, settings, args.out, storage=args.storage, resources=resources, address=args.address
+    )
+    counts = ", ".join(f"{n.lower()} {c}" for n, c in result.counts.items())
+    print(f"\nstudy '{result.study_name}': {counts}")
+    if result.best:
+        params = ", ".join(
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in result.best["params"].items()
+        )
+        print(
+            f"best: trial #{result.best['number']} ({params}): {settings.metric}"
+            f" {result.best['value']:.4f}"
+        )
+    print(f"trained {result.trained} trial(s); files:")
+    for path in result.files():
+        print(f"  {path}")
+    print(f"watch or browse it: auxsearch dashboard {args.storage or args.out}")
     return 0
 
 

@@ -16,7 +16,7 @@ import time
 from methods.data import load_dataset
 
 from .pairs import run_pairs
-from .pairs_plan import PAPER_LAMBDAS, resolve_settings
+from .pairs_plan import resolve_settings
 from .runner import Resources
 from .show import print_pairs_result
 
@@ -37,7 +37,6 @@ def run_demo(out: str, *, seeds: int = 1, cpus_per_trial: float = 1.0) -> int:
         dataset,
         attributes=DEMO_ATTRIBUTES,
         overrides=DEMO_SETTINGS,
-        lambdas=PAPER_LAMBDAS,
         seeds=seeds,
     )
     print(f"auxsearch demo: AAL pair search on {dataset.description}")
@@ -45,7 +44,7 @@ def run_demo(out: str, *, seeds: int = 1, cpus_per_trial: float = 1.0) -> int:
     print(
         "  settings (chosen for this data, not the paper's ResNet18 schedule): "
         + ", ".join(f"{k}={v}" for k, v in DEMO_SETTINGS.items())
-        + f", λ ∈ {{{', '.join(f'{x:g}' for x in PAPER_LAMBDAS)}}}"
+        + f", λ ∈ {{{', '.join(f'{x:g}' for x in settings.lambdas)}}}"
     )
     start = time.perf_counter()
     result = run_pairs(dataset, settings, out, resources=Resources(cpus_per_trial=cpus_per_trial))

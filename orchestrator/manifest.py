@@ -2,9 +2,10 @@
 different search is refused instead of mixed in.
 
 The identity is what decides every cell's result: the kind of search, the
-dataset's fingerprint and the resolved training settings. Seeds, λ values and
-attributes are not part of it: cells are keyed by them, so a rerun with more
-seeds or λ values extends the same search and trains only the new cells.
+dataset's fingerprint, the resolved training settings and (for a pair search)
+the attribute set. Seeds and λ values are not part of it: cells are keyed by
+them, so a rerun with more seeds or λ values extends the same search and trains
+only the new cells.
 """
 
 from __future__ import annotations

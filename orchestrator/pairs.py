@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -30,10 +32,11 @@ from .pair_analysis import (
     pair_values,
     summary_table,
 )
-from .pairs_plan import PairsSettings, stage1_cells, stage3_cells
+from .pairs_plan import PairsSettings, seed_values, stage1_cells, stage3_cells
 from .results import RESULTS_FILE, ResultsLog
 from .runner import CellRunner, Resources
 from .storage import OutputDir
+from .study import STORAGE_FILE, exclusive, open_storage, storage_url
 from .tables import (
     HEATMAP_FILE,
     PAIR_MATRIX_FILE,
@@ -59,8 +62,15 @@ class PairsResult:
     resumed: bool = False
 
     def files(self) -> list[str]:
-        names = [RESULTS_FILE, PAIR_MATRIX_FILE, SUMMARY_FILE, HEATMAP_FILE, manifest.MANIFEST]
-        return [self.out.path(n) for n in names]
+        names = [
+            RESULTS_FILE,
+            PAIR_MATRIX_FILE,
+            SUMMARY_FILE,
+            HEATMAP_FILE,
+            manifest.MANIFEST,
+            STORAGE_FILE,
+        ]
+        return [self.out.path(n) for n in names if self.out.exists(n)]
 
 
 class _Progress:
@@ -92,6 +102,51 @@ class _Progress:
         self.echo(f"  {self.stage}: {self.done} cell(s) in {time.perf_counter() - self.start:.0f}s")
 
 
+@dataclass
+class LambdaStudy:
+    """Stage 3 as an Optuna study: one trial per (attribute, λ, seed) cell, enqueued
+    as a fixed grid, so the λ sweep is watched and browsed like any sweep."""
+
+    settings: PairsSettings
+    dataset: str
+    url: str
+    name: str
+
+    def searcher(self, todo: list[Cell]) -> Any:
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
+        from .searcher import CellSearch
+
+        by_point = {(c.tasks[0], float(c.params["lam"]), c.seed): c for c in todo}
+        lams = self.settings.lambdas
+        seeds = seed_values(self.settings)
+        # Optuna refuses a parameter whose distribution changes kind or choices
+        # between runs of a study: keep them stable across reruns and extensions.
+        space = {
+            "main": CategoricalDistribution(sorted(self.settings.attributes)),
+            "lam": FloatDistribution(min(lams), max(lams)),
+            "seed": IntDistribution(min(seeds), max(seeds)),
+        }
+
+        def cell_of(params: dict[str, Any], number: int) -> Cell:
+            return by_point[(params["main"], float(params["lam"]), int(params["seed"]))]
+
+        return CellSearch(
+            space=space,
+            metric="val/mean_acc",
+            mode="max",
+            storage=open_storage(self.url),
+            study_name=self.name,
+            make_cell=cell_of,
+            user_attrs={"method": "aal", "dataset": self.dataset, "search": "pairs stage 3"},
+            points=[{"main": m, "lam": lam, "seed": s} for (m, lam, s) in by_point],
+        )
+
+
 def run_pairs(
     dataset: Dataset,
     settings: PairsSettings,
@@ -100,6 +155,7 @@ def run_pairs(
     resources: Resources | None = None,
     address: str | None = None,
     retry_failed: bool = False,
+    storage: str | None = None,
     echo: Echo = print,
 ) -> PairsResult:
     """Run (or resume) the three stages; return the matrices and the summary."""
@@ -107,16 +163,16 @@ def run_pairs(
     if not (address or os.environ.get("RAY_ADDRESS")):
         resources.check_fits_this_machine()
     out = OutputDir(out_location)
+    study_url = storage_url(out, storage)
     out.ensure_writable()
-    resumed = manifest.claim(out, settings.identity(dataset), settings.describe())
-    log = ResultsLog(out, search="pairs", dataset=dataset.name)
-    trained = 0
-    failed: list[str] = []
-
-    with ExitStack() as stack:
+    with exclusive(out), ExitStack() as stack:
+        resumed = manifest.claim(out, settings.identity(dataset), settings.describe())
+        log = ResultsLog(out, search="pairs", dataset=dataset.name)
+        trained = 0
+        failed: list[str] = []
         runner: CellRunner | None = None
 
-        def run_stage(label: str, cells: list[Cell]) -> None:
+        def run_stage(label: str, cells: list[Cell], study: LambdaStudy | None = None) -> None:
             nonlocal runner, trained
             done = log.finished()
             todo = [
@@ -133,7 +189,8 @@ def run_pairs(
                 runner = CellRunner(
                     dataset, resources, out.path("ray") if out.local else f"{out.uri}/ray"
                 )
-            progress = _Progress(echo, label.split(":")[0], len(todo))
+            name = label.split(":")[0]
+            progress = _Progress(echo, name, len(todo))
 
             def record(outcome: Outcome) -> None:
                 nonlocal trained
@@ -143,12 +200,15 @@ def run_pairs(
                     failed.append(outcome.cell.id)
                 progress(outcome)
 
-            runner.run(label.split(":")[0].replace(" ", ""), todo, record)
+            if study is None:
+                runner.run(name.replace(" ", ""), todo, record)
+            else:  # the same machinery as `auxsearch sweep`: an Optuna study, live
+                runner.search(name.replace(" ", ""), study.searcher(todo), len(todo), record)
             progress.finish()
             unfinished = [c.id for c in todo if c.id not in log.finished()]
             if unfinished:
                 raise SearchInterrupted(
-                    f"{len(unfinished)} cell(s) of {label.split(':')[0]} did not finish"
+                    f"{len(unfinished)} cell(s) of {name} did not finish"
                     f" ({unfinished[0]}, ...); what finished is recorded in {out.location}"
                 )
 
@@ -171,20 +231,28 @@ def run_pairs(
             + (", ".join(f"{a}~{'+'.join(partners[a].partners)}" for a in with_partner) or "none")
         )
         stage3 = stage3_cells(settings, partners)
-        run_stage("stage 3: adversarial runs over λ", stage3)
+        lambda_study = LambdaStudy(
+            settings,
+            dataset.name,
+            study_url,
+            "aal-lambda" if storage is None else f"{Path(out.root).name}-aal-lambda",
+        )
+        run_stage("stage 3: adversarial runs over λ", stage3, lambda_study)
 
-    ids3 = {c.id for c in stage3}
-    mean = matrix(val, settings.attributes)
-    std = matrix(val, settings.attributes, "std") if settings.seeds > 1 else None
-    summary = summary_table(
-        settings.attributes,
-        partners,
-        val,
-        test,
-        adversarial_values(log.rows, "val", ids3),
-        adversarial_values(log.rows, "test", ids3),
-    )
-    write_parquet(out, PAIR_MATRIX_FILE, pair_matrix_table(mean, std, settings.seeds))
-    write_parquet(out, SUMMARY_FILE, summary_arrow(summary))
-    out.write_bytes(HEATMAP_FILE, heatmap_png(mean, {a: p.partners for a, p in partners.items()}))
-    return PairsResult(out, mean, std, partners, summary, trained, failed, resumed)
+        ids3 = {c.id for c in stage3}
+        mean = matrix(val, settings.attributes)
+        std = matrix(val, settings.attributes, "std") if settings.seeds > 1 else None
+        summary = summary_table(
+            settings.attributes,
+            partners,
+            val,
+            test,
+            adversarial_values(log.rows, "val", ids3),
+            adversarial_values(log.rows, "test", ids3),
+        )
+        write_parquet(out, PAIR_MATRIX_FILE, pair_matrix_table(mean, std, settings.seeds))
+        write_parquet(out, SUMMARY_FILE, summary_arrow(summary))
+        out.write_bytes(
+            HEATMAP_FILE, heatmap_png(mean, {a: p.partners for a, p in partners.items()})
+        )
+        return PairsResult(out, mean, std, partners, summary, trained, failed, resumed)

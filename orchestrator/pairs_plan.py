@@ -22,8 +22,8 @@ from methods.training import TrainConfig
 from .cells import Cell
 from .errors import ConfigError, UserInputError
 from .pair_analysis import Partner
+from .spaces import bundled_space_path, load_space
 
-PAPER_LAMBDAS = (0.01, 0.1, 0.3, 0.5, 1.0)  # AAL §4.1
 SEARCH_OWNED = ("task", "tasks", "main", "adversaries", "lam")
 
 
@@ -34,7 +34,7 @@ class PairsSettings:
     attributes: tuple[str, ...]
     train: dict[str, Any]  # TrainConfig fields, shared by stl, mtl and aal
     adversarial: dict[str, Any]  # the aal-only fields (adversary_loss, critic_clip)
-    lambdas: tuple[float, ...] = PAPER_LAMBDAS
+    lambdas: tuple[float, ...]
     seeds: int = 1
     seed: int = 0
     adversaries: str = "worst"  # "worst": the paper's pairwise AAL; "all": every negative partner
@@ -48,6 +48,7 @@ class PairsSettings:
             "dataset": dataset.fingerprint,
             "train": self.train,
             "adversarial": self.adversarial,
+            "attributes": sorted(self.attributes),
         }
 
     def describe(self) -> dict[str, Any]:
@@ -60,6 +61,13 @@ class PairsSettings:
             "alpha": self.alpha,
             "require_significant": self.require_significant,
         }
+
+
+def default_lambdas() -> tuple[float, ...]:
+    """λ values of stage 3: the `lam` choices of search_spaces/aal.yaml (the paper's
+    0.01, 0.1, 0.3, 0.5, 1.0 in the bundled file)."""
+    space = load_space(bundled_space_path("aal"), "aal")
+    return tuple(float(v) for v in space.params["lam"].values)
 
 
 def resolve_settings(
@@ -102,7 +110,7 @@ def resolve_settings(
     for a in attributes:
         domain.num_classes(a)  # unknown name or continuous labels → DataError
 
-    lambdas = tuple(PAPER_LAMBDAS if lambdas is None else lambdas)
+    lambdas = tuple(default_lambdas() if lambdas is None else lambdas)
     if not lambdas:
         raise UserInputError("--lambdas is empty; give at least one λ ≥ 0")
     for lam in lambdas:

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .cells import Cell, Outcome
+from .cells import SEED_PREFIX, Cell, Outcome
 from .storage import OutputDir
 
 RESULTS_FILE = "results.parquet"
@@ -55,7 +55,7 @@ RESULTS_SCHEMA = pa.schema(
 
 
 def outcome_rows(outcome: Outcome, *, search: str, dataset: str) -> list[dict[str, Any]]:
-    """The rows one finished (or failed) cell contributes."""
+    """The rows one finished, pruned or failed cell contributes (one set per seed)."""
     cell = outcome.cell
     domain = cell.params.get("domain") or cell.labels.get("domain", "")
     base = {
@@ -74,30 +74,63 @@ def outcome_rows(outcome: Outcome, *, search: str, dataset: str) -> list[dict[st
         "finished_at": outcome.finished_at,
         "error": outcome.error,
     }
-    trial_main = "+".join(cell.tasks)
-    trial_aux = "+".join(cell.aux) or None
-    if outcome.status != "ok":
+    if outcome.status == "failed":
         return [
             {
                 **base,
-                "main_task": trial_main,
-                "aux_task": trial_aux,
+                "main_task": "+".join(cell.tasks),
+                "aux_task": "+".join(cell.aux) or None,
                 "split": None,
                 "metric": "error",
                 "value": None,
                 "epoch": None,
             }
         ]
+    if outcome.status == "pruned":
+        seed = outcome.stopped_seed if outcome.stopped_seed is not None else cell.seed
+        return _metric_rows(
+            {**base, "seed": seed}, cell, outcome.metrics, fixed_epoch=outcome.stopped_epoch
+        )
+    rows = []
+    for seed, metrics in split_seeds(outcome.metrics, cell.seed).items():
+        rows += _metric_rows({**base, "seed": seed}, cell, metrics)
+    return rows
+
+
+def split_seeds(metrics: dict[str, float], first_seed: int) -> dict[int, dict[str, float]]:
+    """{seed: its metrics}: a multi-seed trial's `seed=<s>/...` keys, else the one seed."""
+    per_seed: dict[int, dict[str, float]] = {}
+    for key, value in metrics.items():
+        if key.startswith(SEED_PREFIX):
+            seed, _, rest = key[len(SEED_PREFIX) :].partition("/")
+            per_seed.setdefault(int(seed), {})[rest] = value
+    return per_seed or {first_seed: metrics}
+
+
+def _metric_rows(
+    base: dict[str, Any], cell: Cell, metrics: dict[str, float], fixed_epoch: int | None = None
+) -> list[dict[str, Any]]:
     rows = []
     last_epoch = int(cell.params.get("epochs", 0)) or None
-    for key, value in sorted(outcome.metrics.items()):
+    for key, value in sorted(metrics.items()):
         parts = key.split("/", 2)
-        if parts[0] not in ("train", "val", "test") or not math.isfinite(value):
+        if parts[0] not in ("train", "val", "test") or len(parts) < 2:
+            continue
+        if not math.isfinite(value):
             continue
         split, metric = parts[0], parts[1]
         task = parts[2] if len(parts) == 3 else None
         main, aux = _roles(cell, task, metric)
-        epoch = outcome.metrics.get(f"epoch/{task}") if split != "train" else last_epoch
+        epoch: float | None
+        if fixed_epoch is not None:
+            epoch = fixed_epoch
+        elif split == "train":
+            epoch = last_epoch
+        elif task is not None:
+            epoch = metrics.get(f"epoch/{task}")
+        else:  # a mean over tasks: its epoch when they all share one
+            chosen = {metrics.get(f"epoch/{t}") for t in cell.tasks}
+            epoch = chosen.pop() if len(chosen) == 1 else None
         rows.append(
             {
                 **base,

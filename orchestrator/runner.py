@@ -24,13 +24,15 @@ import ray
 from ray import tune
 from ray.tune import Callback
 from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
+from ray.tune.search import Searcher
 
 from methods.data import Dataset
 
 from . import ray_session  # noqa: F401  (selects Ray Tune's quiet console reporter)
-from .cells import Cell, Outcome
+from .cells import FINAL_KEY, SEED_PREFIX, WALL_KEY, Cell, Outcome
 from .errors import UserInputError
-from .trainable import FINAL_KEY, WALL_KEY, run_cell
+from .trainable import run_cell
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,16 @@ OutcomeFn = Callable[[Outcome], None]
 
 
 class _Recorder(Callback):
-    """Turns Ray's trial events into `Outcome`s the moment a trial ends."""
+    """Turns Ray's trial events into `Outcome`s the moment a trial ends.
 
-    def __init__(self, on_outcome: OutcomeFn):
+    A trial that ends without its final report was stopped by the scheduler:
+    "pruned" when one is in use (its metrics are those of the epoch it reached),
+    a failure otherwise.
+    """
+
+    def __init__(self, on_outcome: OutcomeFn, prunable: bool):
         self.on_outcome = on_outcome
+        self.prunable = prunable
         self.started: dict[str, float] = {}
 
     def on_trial_start(
@@ -89,22 +97,18 @@ class _Recorder(Callback):
     ) -> None:
         cell = _cell(trial)
         result = trial.last_result or {}
-        if not result.get(FINAL_KEY):
-            self._emit(trial, cell, "failed", {}, "the trial ended without final metrics")
-            return
-        metrics = {
-            k: float(v)
-            for k, v in result.items()
-            if isinstance(v, int | float)
-            and k.count("/") >= 1
-            and k.split("/")[0] in ("train", "val", "test", "epoch")
-        }
-        self._emit(trial, cell, "ok", metrics, None, wall=float(result.get(WALL_KEY, 0.0)))
+        metrics = _metrics(result)
+        if result.get(FINAL_KEY):
+            self._emit(trial, cell, "ok", metrics, wall=float(result.get(WALL_KEY, 0.0)))
+        elif self.prunable and metrics:
+            self._emit(trial, cell, "pruned", metrics, stopped=result)
+        else:
+            self._emit(trial, cell, "failed", {}, error="the trial ended without final metrics")
 
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        self._emit(trial, _cell(trial), "failed", {}, _error_message(trial))
+        self._emit(trial, _cell(trial), "failed", {}, error=_error_message(trial))
 
     def _emit(
         self,
@@ -112,8 +116,10 @@ class _Recorder(Callback):
         cell: Cell,
         status: str,
         metrics: dict[str, float],
-        error: str | None,
+        *,
+        error: str | None = None,
         wall: float | None = None,
+        stopped: dict[str, Any] | None = None,
     ) -> None:
         if wall is None:
             wall = time.perf_counter() - self.started.get(trial.trial_id, time.perf_counter())
@@ -126,8 +132,20 @@ class _Recorder(Callback):
                 finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 error=error,
                 attempts=max(1, trial.num_failures) if status == "failed" else 1,
+                stopped_epoch=int(stopped["epoch"]) if stopped and "epoch" in stopped else None,
+                stopped_seed=int(stopped["seed"]) if stopped and "seed" in stopped else None,
             )
         )
+
+
+def _metrics(result: dict[str, Any]) -> dict[str, float]:
+    """The kernel's metrics in a Tune result (Tune adds its own bookkeeping keys)."""
+    keep = ("train/", "val/", "test/", "epoch/", SEED_PREFIX)
+    return {
+        k: float(v)
+        for k, v in result.items()
+        if k.startswith(keep) and isinstance(v, int | float) and not isinstance(v, bool)
+    }
 
 
 def _cell(trial: Trial) -> Cell:
@@ -161,24 +179,66 @@ class CellRunner:
         )
 
     def run(self, name: str, cells: Sequence[Cell], on_outcome: OutcomeFn) -> None:
-        """Train `cells` as one Ray Tune experiment; each outcome goes to `on_outcome`."""
+        """Train a fixed list of cells (a grid); each outcome goes to `on_outcome`."""
         if not cells:
             return
         ids = {c.id: i for i, c in enumerate(cells)}
+        self._fit(
+            name,
+            on_outcome,
+            param_space={"cell": tune.grid_search([json.dumps(c.to_dict()) for c in cells])},
+            dirname=lambda t: f"cell_{ids[_cell(t).id]:05d}",
+        )
+
+    def search(
+        self,
+        name: str,
+        searcher: Searcher,
+        num_samples: int,
+        on_outcome: OutcomeFn,
+        scheduler: TrialScheduler | None = None,
+    ) -> None:
+        """Train `num_samples` cells proposed by `searcher` (its `suggest` returns a cell)."""
+        if num_samples <= 0:
+            return
+        self._fit(
+            name,
+            on_outcome,
+            param_space={},
+            dirname=lambda t: f"trial_{t.trial_id}",
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=num_samples,
+        )
+
+    def _fit(
+        self,
+        name: str,
+        on_outcome: OutcomeFn,
+        *,
+        param_space: dict[str, Any],
+        dirname: Callable[[Trial], str],
+        search_alg: Searcher | None = None,
+        scheduler: TrialScheduler | None = None,
+        num_samples: int = 1,
+    ) -> None:
         tuner = tune.Tuner(
             self.trainable,
-            param_space={"cell": tune.grid_search([json.dumps(c.to_dict()) for c in cells])},
+            param_space=param_space,
             tune_config=tune.TuneConfig(
+                search_alg=search_alg,
+                scheduler=scheduler,
+                num_samples=num_samples,
                 reuse_actors=True,
                 max_concurrent_trials=self.resources.max_concurrent or None,
                 trial_name_creator=lambda t: _cell(t).id,
-                trial_dirname_creator=lambda t: f"cell_{ids[_cell(t).id]:05d}",
+                trial_dirname_creator=dirname,
             ),
             run_config=tune.RunConfig(
                 name=f"{name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}",
                 storage_path=self.storage_uri,
                 failure_config=tune.FailureConfig(max_failures=self.resources.max_failures),
-                callbacks=[_Recorder(on_outcome)],
+                callbacks=[_Recorder(on_outcome, prunable=scheduler is not None)],
                 verbose=0,
             ),
         )

@@ -1,14 +1,18 @@
-"""Printing a pair search: after `pairs` finishes and for `auxsearch results show`."""
+"""Printing searches: a pair search after `pairs`, and `auxsearch results show DIR`."""
 
 from __future__ import annotations
+
+import json
 
 import pandas as pd
 
 from .errors import UserInputError
+from .manifest import MANIFEST
 from .pairs import PairsResult
-from .report import format_matrix, format_summary
+from .report import format_matrix, format_summary, format_table
 from .results import read_table
 from .storage import OutputDir
+from .study import open_storage
 from .tables import PAIR_MATRIX_FILE, SUMMARY_FILE
 
 
@@ -45,7 +49,12 @@ def load_matrix(out: OutputDir) -> tuple[pd.DataFrame, pd.DataFrame | None]:
 
 
 def show_dir(location: str) -> None:
+    """Print what a search directory holds: a pair search's tables or a sweep's trials."""
     out = OutputDir(location)
+    kind = _search_kind(out)
+    if kind == "sweep":
+        show_sweep(out)
+        return
     mean, std = load_matrix(out)
     print("Pair matrix: val accuracy (%) of a (row) trained with b (column); diagonal = alone")
     print(format_matrix(mean, std))
@@ -54,3 +63,49 @@ def show_dir(location: str) -> None:
         print()
         print("Summary (the layout of the AAL paper's Table 3)")
         print(format_summary(pd.DataFrame(summary.to_pylist(), columns=summary.column_names)))
+
+
+def _search_kind(out: OutputDir) -> str | None:
+    if not out.exists(MANIFEST):
+        return None
+    try:
+        return str(json.loads(out.read_bytes(MANIFEST))["identity"]["search"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def show_sweep(out: OutputDir) -> None:
+    """The study's trials, best first: state, objective, parameters."""
+    import optuna
+
+    manifest = json.loads(out.read_bytes(MANIFEST))
+    identity, settings = manifest["identity"], manifest["settings"]
+    study = optuna.load_study(
+        study_name=identity["study"], storage=open_storage(settings["storage"])
+    )
+    sign = -1.0 if identity["mode"] == "max" else 1.0
+    trials = sorted(
+        study.get_trials(deepcopy=False),
+        key=lambda t: (t.value is None, sign * (t.value or 0.0), t.number),
+    )
+    names = sorted({k for t in trials for k in t.params})
+    rows = [
+        [
+            f"#{t.number}",
+            t.state.name.lower(),
+            "-" if t.value is None else f"{t.value:.4f}",
+            *(_fmt(t.params.get(k)) for k in names),
+        ]
+        for t in trials
+    ]
+    print(
+        f"study '{identity['study']}' ({identity['method']}, {identity['metric']},"
+        f" {identity['mode']}) in {settings['storage']}"
+    )
+    print(format_table(["trial", "state", identity["metric"], *names], rows))
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

@@ -29,12 +29,20 @@ from ray import tune
 from methods import RunContext, get_method
 from methods.data import Dataset, Domain
 
-FINAL_KEY = "auxsearch_final"
-WALL_KEY = "auxsearch_wall_s"
+from .cells import FINAL_KEY, SEED_PREFIX, WALL_KEY
+
 FAULT_ENV = "AUXSEARCH_INJECT_FAULT"
 
 
 def run_cell(config: dict[str, Any], dataset: Dataset, device: str, threads: int) -> None:
+    """Train one cell; with `seeds` > 1, each seed in turn, as one continuous trial.
+
+    One Tune report per epoch, so training_iteration counts epochs across the
+    seeds (what ASHA compares). The last epoch's report is held back and sent
+    as the final one instead: the mean over seeds of every selected metric, each
+    seed's own under `seed=<s>/<metric>`, and `FINAL_KEY`. A trial therefore
+    reports exactly seeds × epochs times and a scheduler sees it finish.
+    """
     cell = json.loads(config["cell"])
     fault = _injected_fault(cell["id"])
     if fault == "raise":
@@ -43,20 +51,46 @@ def run_cell(config: dict[str, Any], dataset: Dataset, device: str, threads: int
         dataset = _poisoned(dataset)
     spec = get_method(cell["method"])
     kernel_config = spec.make_config(cell["params"])
-
-    def report(metrics: dict[str, float], epoch: int) -> None:
-        tune.report({**metrics, "epoch": epoch})
-
-    ctx = RunContext(
-        device=_device(device),
-        seed=int(cell["seed"]),
-        report=report,
-        checkpoint_dir=Path(tune.get_context().get_trial_dir()),
-        num_threads=threads,
-    )
+    last_epoch = int(getattr(kernel_config, "epochs", 0))
+    seeds = [int(cell["seed"]) + k for k in range(int(cell.get("seeds", 1)))]
     start = time.perf_counter()
-    final = spec.train(kernel_config, dataset, ctx)
-    tune.report({**final, FINAL_KEY: 1, WALL_KEY: time.perf_counter() - start})
+    finals: dict[int, dict[str, float]] = {}
+    for seed in seeds:
+        holds_last = seed == seeds[-1]
+
+        def report(
+            metrics: dict[str, float], epoch: int, seed: int = seed, holds_last: bool = holds_last
+        ) -> None:
+            if not (holds_last and epoch == last_epoch):
+                tune.report({**metrics, "epoch": epoch, "seed": seed})
+
+        ctx = RunContext(
+            device=_device(device),
+            seed=seed,
+            report=report,
+            checkpoint_dir=Path(tune.get_context().get_trial_dir()),
+            num_threads=threads,
+        )
+        finals[seed] = spec.train(kernel_config, dataset, ctx)
+    tune.report(
+        {
+            **_merge_seeds(finals),
+            "epoch": last_epoch,
+            "seed": seeds[-1],
+            FINAL_KEY: 1,
+            WALL_KEY: time.perf_counter() - start,
+        }
+    )
+
+
+def _merge_seeds(finals: dict[int, dict[str, float]]) -> dict[str, float]:
+    if len(finals) == 1:
+        return next(iter(finals.values()))
+    shared = set.intersection(*(set(m) for m in finals.values()))
+    merged = {k: float(np.mean([m[k] for m in finals.values()])) for k in sorted(shared)}
+    for seed, metrics in finals.items():
+        merged.update({f"{SEED_PREFIX}{seed}/{k}": v for k, v in metrics.items()})
+    return merged
 
 
 def _device(requested: str) -> str:

@@ -26,7 +26,7 @@ def _pairs(tmp_path: Path, *extra: str) -> list[str]:
     [
         (["--attributes", "red,purple"], "unknown attribute 'purple' in domain 'shapes'"),
         (["--attributes", "red"], "needs at least 2 attributes, got 1"),
-        (["--backbone", "resnet9"], "unknown backbone 'resnet9'"),
+        (["--backbone", "resnet9"], "backbone='resnet9' is not allowed; choose one of small_cnn"),
         (["--lambdas", "0.1,-1"], "λ=-1 is not allowed"),
         (["--lambdas", "0.1,x"], "argument --lambdas: 'x' is not a number"),
         (["--set", "colour=red"], "unknown setting 'colour'"),
@@ -139,3 +139,58 @@ def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
         "auxsearch pairs: error: unknown attribute 'nope' in domain 'shapes'; available: round,"
         " red, bright, large, left, top, vertical, striped, outlined, dark_bg, textured_bg, marker"
     ]
+
+
+def _sweep(tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "sweep",
+        "--method",
+        "aal",
+        "--trials",
+        "2",
+        "--dataset",
+        "shapes:n=90,image_size=16",
+        "--set",
+        "main=[red]",
+        "--set",
+        "adversaries=[large]",
+        "--set",
+        "backbone=small_cnn",
+        "--out",
+        str(tmp_path / "out"),
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--metric", "val/acc/blue"], "--metric val/acc/blue is not reported by this sweep"),
+        (["--set", "lam=0.3"], "'lam' is searched by"),
+        (["--trials", "0"], "--trials 0 is not allowed"),
+        (["--space", "nope.yaml"], "search space nope.yaml does not exist"),
+        (["--set", "main=[purple]"], "unknown attribute 'purple'"),
+        (["--storage", "postgres"], "--storage postgres is not a database URL"),
+        (["--scheduler", "pbt"], "argument --scheduler: invalid choice: 'pbt'"),
+    ],
+)
+def test_sweep_mistakes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    assert main(_sweep(tmp_path, *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_sweep_with_a_broken_space_file(tmp_path: Path, capsys) -> None:
+    space = tmp_path / "s.yaml"
+    space.write_text("space:\n  lr: {loguniform: [0, 0.1]}\n")
+    assert main(_sweep(tmp_path, "--space", str(space))) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{space}: space.lr: loguniform bounds must be > 0" in err
+
+
+def test_dashboard_without_a_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dashboard", str(tmp_path)]) == 2
+    assert "holds no Optuna study" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pyarrow.parquet as pq
 import pytest
 
@@ -109,6 +110,22 @@ def test_pairs_end_to_end_resume_and_extend(
         else:
             assert row["neg_partner"] is None and row["note"] == "no negative transfer"
     assert (out / "pair_heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Stage 3 ran as an Optuna study (the sweep machinery): one trial per cell.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name="aal-lambda", storage=f"sqlite:///{out / 'optuna.db'}")
+    adv_cells = {t for t, s in trials.items() if s == "adversarial"}
+    assert {t.user_attrs["cell"] for t in study.trials} == adv_cells
+    for t in study.trials:
+        assert t.state.name == "COMPLETE" and t.params["lam"] in (0.1, 1.0)
+        val = [
+            r["value"]
+            for r in results
+            if r["trial_id"] == t.user_attrs["cell"]
+            and r["split"] == "val"
+            and r["metric"] == "mean_acc"
+        ]
+        assert val == [pytest.approx(t.value)]
 
     # Actors are reused: fewer worker processes than trials.
     pids = {

@@ -7,7 +7,7 @@ import pytest
 from methods.data import Dataset
 from orchestrator.errors import UserInputError
 from orchestrator.pair_analysis import Partner
-from orchestrator.pairs_plan import PAPER_LAMBDAS, resolve_settings, stage1_cells, stage3_cells
+from orchestrator.pairs_plan import default_lambdas, resolve_settings, stage1_cells, stage3_cells
 from tests.conftest import TINY_TRAIN
 
 
@@ -52,7 +52,7 @@ def test_stage3_counts_one_per_partnered_attribute_lambda_and_seed(tiny_shapes: 
 def test_defaults_every_binary_attribute_and_paper_lambdas(tiny_shapes: Dataset) -> None:
     s = resolve_settings(tiny_shapes, attributes=None, overrides=dict(TINY_TRAIN))
     assert s.attributes == tiny_shapes.domain().label_names
-    assert s.lambdas == PAPER_LAMBDAS == (0.01, 0.1, 0.3, 0.5, 1.0)
+    assert s.lambdas == default_lambdas() == (0.01, 0.1, 0.3, 0.5, 1.0)
 
 
 def test_paper_defaults_when_nothing_is_overridden(tiny_shapes: Dataset) -> None:
@@ -75,7 +75,7 @@ def test_paper_defaults_when_nothing_is_overridden(tiny_shapes: Dataset) -> None
         ({"require_significant": True}, "needs --seeds 2"),
         ({"overrides": {"lam": 0.1}}, "'lam' is set by the pair search itself"),
         ({"overrides": {"colour": 1}}, "unknown setting 'colour'.*valid: backbone"),
-        ({"overrides": {"backbone": "vit"}}, "unknown backbone 'vit'"),
+        ({"overrides": {"backbone": "vit"}}, "backbone='vit' is not allowed"),
         ({"overrides": {"epochs": -1}}, "epochs=-1 is out of range"),
     ],
 )
@@ -86,3 +86,14 @@ def test_validation_before_anything_runs(
     args.update(kwargs)
     with pytest.raises(UserInputError, match=message):
         resolve_settings(tiny_shapes, **args)  # type: ignore[arg-type]
+
+
+def test_identity_holds_dataset_training_and_attributes_not_seeds(tiny_shapes: Dataset) -> None:
+    base = _settings(tiny_shapes, ["red", "large"]).identity(tiny_shapes)
+    assert _settings(tiny_shapes, ["large", "red"], seeds=3).identity(tiny_shapes) == base
+    assert _settings(tiny_shapes, ["red", "large"], lambdas=[0.5]).identity(tiny_shapes) == base
+    assert _settings(tiny_shapes, ["red", "left"]).identity(tiny_shapes) != base
+    other = resolve_settings(
+        tiny_shapes, attributes=["red", "large"], overrides={**TINY_TRAIN, "epochs": 3}
+    )
+    assert other.identity(tiny_shapes) != base

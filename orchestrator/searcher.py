@@ -1,0 +1,182 @@
+"""Ray Tune's OptunaSearch, fitted to auxsearch, and an ASHA that survives a rerun.
+
+`CellSearch` (a subclass of `ray.tune.search.optuna.OptunaSearch`):
+
+- proposes *cells*: each suggestion is turned into a full, validated training
+  (`make_cell(params, trial_number)`), so a sweep trial runs through the same
+  trainable and result recording as every other search;
+- records a trial that the scheduler stopped early as PRUNED, not COMPLETE as
+  OptunaSearch does (a run that never sent its final report did not finish);
+  Optuna then keeps its last reported value;
+- tags every Optuna trial with user attributes (method, dataset, tasks, seeds,
+  the Ray trial id), so the dashboard and results.parquet can be joined;
+- continues a study: trials left RUNNING by a driver that died are handed out
+  again before anything new is asked (no trial lost, none duplicated); with
+  `points` (a fixed grid such as AAL's λ values) it enqueues exactly those.
+
+`ReplayASHA`: Ray's restore does not keep a scheduler's state, so a resumed
+sweep would promote every new trial past rungs that earlier trials filled.
+`replay` refills the rungs from the study's finished trials before Tune starts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.schedulers import AsyncHyperBandScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from .cells import FINAL_KEY, Cell
+
+MakeCell = Callable[[dict[str, Any], int], Cell]
+
+
+class CellSearch(OptunaSearch):
+    def __init__(
+        self,
+        *,
+        space: dict[str, Any],
+        metric: str,
+        mode: str,
+        storage: Any,
+        study_name: str,
+        make_cell: MakeCell,
+        user_attrs: Mapping[str, Any] | None = None,
+        points: Sequence[dict[str, Any]] | None = None,
+        sampler: Any = None,
+    ):
+        super().__init__(
+            space=space,
+            metric=metric,
+            mode=mode,
+            storage=storage,
+            study_name=study_name,
+            sampler=sampler,
+        )
+        self._distributions = dict(space)
+        self._make_cell = make_cell
+        self._user_attrs = dict(user_attrs or {})
+        study = self.study
+        self._orphans = list(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        self._points = list(points or [])
+        if points is not None:
+            waiting = [
+                t.system_attrs.get("fixed_params", {})
+                for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+            ]
+            wanted = [dict(p) for p in self._points]
+            keep = []
+            for orphan in self._orphans:
+                if orphan.params in wanted:
+                    wanted.remove(orphan.params)
+                    keep.append(orphan)
+                else:  # a trial of an earlier plan that this one no longer contains
+                    study.tell(orphan.number, state=TrialState.FAIL)
+            self._orphans = keep
+            self._points = [p for p in wanted if p not in waiting]
+
+    @property
+    def study(self) -> optuna.Study:
+        """The Optuna study (created or loaded by OptunaSearch from the storage)."""
+        study = self._ot_study
+        assert isinstance(study, optuna.Study)
+        return study
+
+    def _next_trial(self) -> optuna.Trial:
+        if self._orphans:
+            orphan = self._orphans.pop(0)
+            return optuna.trial.Trial(self.study, orphan._trial_id)
+        if self._points:
+            self.study.enqueue_trial(self._points.pop(0))
+        return self.study.ask(fixed_distributions=self._distributions)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if trial_id not in self._ot_trials:
+            self._ot_trials[trial_id] = self._next_trial()
+        ot_trial = self._ot_trials[trial_id]
+        cell = self._make_cell(dict(ot_trial.params), ot_trial.number)
+        attrs = {
+            **self._user_attrs,
+            "cell": cell.id,
+            "tasks": list(cell.tasks),
+            "aux": list(cell.aux),
+            "seeds": [cell.seed + k for k in range(cell.seeds)],
+            "ray_trial_id": trial_id,
+        }
+        for key, value in attrs.items():
+            ot_trial.set_user_attr(key, value)
+        return {"cell": json.dumps(cell.to_dict())}
+
+    def save(self, checkpoint_path: str) -> None:
+        """Ray checkpoints its searcher; ours keeps its state in the study, so the
+        checkpoint records only which Ray trial is which Optuna trial."""
+        state = {
+            "study": self.study.study_name,
+            "trials": {rid: t.number for rid, t in self._ot_trials.items()},
+        }
+        with open(checkpoint_path, "w") as f:
+            json.dump(state, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        raise NotImplementedError(
+            "auxsearch resumes from the Optuna study, not from Ray's searcher checkpoint;"
+            " rerun the same auxsearch command"
+        )
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        value = result.get(self.metric)
+        if trial_id in self._ot_trials and isinstance(value, int | float) and math.isfinite(value):
+            super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        value = (result or {}).get(self.metric)
+        finite = isinstance(value, int | float) and math.isfinite(value)
+        if result and finite and not error:
+            # Tune hands a trial's last result (its final report, or the one that
+            # made the scheduler stop it) to on_trial_complete, not on_trial_result:
+            # report it, so the curve is whole and a pruned trial's value is its
+            # last reported one (Optuna takes the value of the last step).
+            self._report_once(trial_id, float(value), result.get("training_iteration"))  # type: ignore[arg-type]
+        if error:
+            state, values = TrialState.FAIL, None
+        elif result and result.get(FINAL_KEY) and finite:
+            state, values = TrialState.COMPLETE, float(value)  # type: ignore[arg-type]
+        elif result and not result.get(FINAL_KEY):
+            state, values = TrialState.PRUNED, None
+        else:
+            state, values = TrialState.FAIL, None
+        self.study.tell(self._ot_trials[trial_id], values, state=state)
+        self._completed_trials.add(trial_id)
+
+    def _report_once(self, trial_id: str, value: float, step: Any) -> None:
+        if not isinstance(step, int):
+            return
+        ot_trial = self._ot_trials[trial_id]
+        reported = self.study._storage.get_trial(ot_trial._trial_id).intermediate_values
+        if step not in reported:
+            ot_trial.report(value, step)
+
+
+class ReplayASHA(AsyncHyperBandScheduler):
+    """ASHA whose rungs can be refilled from finished trials' reported histories."""
+
+    def replay(self, histories: Sequence[Mapping[int, float]]) -> None:
+        """Record each history at every rung it reached, as if its trial ran now."""
+        sign = self._metric_op
+        assert sign is not None, "ReplayASHA needs metric and mode at construction"
+        for i, history in enumerate(histories):
+            steps = sorted(history)
+            for bracket in self._brackets:
+                for milestone, recorded in bracket._rungs:
+                    reached = [s for s in steps if s >= milestone]
+                    if reached:
+                        recorded[f"replayed-{i}"] = sign * history[reached[0]]

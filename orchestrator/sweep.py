@@ -1,0 +1,321 @@
+"""`auxsearch sweep`: any registered method over a search space, on Ray Tune with
+Optuna's TPE (through `CellSearch`) and ASHA, the study in an RDB storage so
+`optuna-dashboard` shows it while it runs.
+
+Each trial trains one configuration with `--seeds K` seeds in turn; its score
+is the mean over seeds of the selected validation metric (default
+`val/mean_acc`). ASHA compares trials at the same point of that run (epoch e
+of seed k), stops the weak ones and Optuna marks them PRUNED.
+
+Resume: the study is the record. A rerun with the same --out counts the
+finished trials (COMPLETE, PRUNED, FAIL) against `--trials`, hands out trials a
+dead driver left RUNNING again, refills ASHA's rungs from the finished trials'
+histories, and runs a Tune experiment for what is left. (Ray's own restore
+keeps no scheduler state and re-runs trials that finished after its last
+checkpoint; the study does not forget.)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from methods import get_method
+from methods.config import config_to_dict
+from methods.data import Dataset
+
+from . import manifest
+from .cells import Cell, Outcome
+from .errors import SearchInterrupted, UserInputError
+from .results import RESULTS_FILE, ResultsLog
+from .runner import CellRunner, Resources
+from .spaces import SearchSpace
+from .storage import OutputDir
+from .study import STORAGE_FILE, exclusive, open_storage, storage_url
+
+Echo = Callable[[str], None]
+DEFAULT_METRIC = "val/mean_acc"
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """Everything that decides what a sweep trains and how it is scored."""
+
+    method: str
+    space: SearchSpace
+    base: dict[str, Any]  # fixed values of the space file, then --config/--set
+    trials: int
+    metric: str = DEFAULT_METRIC
+    mode: str = "max"
+    scheduler: str = "asha"
+    grace_period: int = 1  # ASHA: epochs (across seeds) before a trial can be stopped
+    seeds: int = 1
+    seed: int = 0
+    study: str = ""
+    domain: str = ""
+    tasks: tuple[str, ...] = ()
+    aux: tuple[str, ...] = ()
+    max_epochs: int = 1
+
+    def identity(self, dataset: Dataset) -> dict[str, Any]:
+        return {
+            "search": "sweep",
+            "method": self.method,
+            "dataset": dataset.fingerprint,
+            "base": self.base,
+            "space": self.space.describe()["space"],
+            "metric": self.metric,
+            "mode": self.mode,
+            "scheduler": self.scheduler,
+            "grace_period": self.grace_period,
+            "seeds": self.seeds,
+            "seed": self.seed,
+            "study": self.study,
+        }
+
+    def cell(self, params: Mapping[str, Any], number: int) -> Cell:
+        spec = get_method(self.method)
+        config = spec.make_config({**self.base, **params})
+        return Cell(
+            id=f"{self.study}#{number}",
+            stage="sweep",
+            method=self.method,
+            params=config_to_dict(config),
+            seed=self.seed,
+            seeds=self.seeds,
+            tasks=self.tasks,
+            aux=self.aux,
+            labels={"domain": self.domain},
+        )
+
+
+def resolve_sweep(
+    dataset: Dataset,
+    *,
+    method: str,
+    space: SearchSpace,
+    overrides: Mapping[str, Any],
+    trials: int,
+    metric: str | None = None,
+    mode: str = "max",
+    scheduler: str = "asha",
+    grace_period: int = 1,
+    seeds: int = 1,
+    seed: int = 0,
+    study: str = "",
+) -> SweepSettings:
+    """Validate a sweep completely, before anything is trained or written."""
+    spec = get_method(method)
+    searched = sorted(set(overrides) & set(space.params))
+    if searched:
+        raise UserInputError(
+            f"'{searched[0]}' is searched by {space.source or 'the space'}; remove it from"
+            " --set/--config or from the file's space"
+        )
+    if trials < 1:
+        raise UserInputError(f"--trials {trials} is not allowed; use 1 or more")
+    if seeds < 1:
+        raise UserInputError(f"--seeds {seeds} is not allowed; use 1 or more")
+    if mode not in ("max", "min"):
+        raise UserInputError(f"--mode {mode}: choose max or min")
+    if scheduler not in ("asha", "fifo"):
+        raise UserInputError(f"--scheduler {scheduler}: choose asha or fifo")
+    if grace_period < 1:
+        raise UserInputError(f"--grace-period {grace_period} is not allowed; use 1 or more")
+    base = {**space.fixed, **overrides}
+    # The corners of the space must make valid, data-compatible configs.
+    for corner in _corners(space):
+        config = spec.make_config({**base, **corner})
+        config.check_data(dataset)
+    tasks, aux = config.roles()
+    metric = metric or DEFAULT_METRIC
+    _check_metric(metric, tuple(tasks), tuple(aux))
+    epochs = space.params.get("epochs")
+    max_epochs = int(max(epochs.values)) if epochs else int(config.epochs)
+    domain = dataset.domain(str(config_to_dict(config).get("domain", ""))).name
+    return SweepSettings(
+        method=method,
+        space=space,
+        base=base,
+        trials=trials,
+        metric=metric,
+        mode=mode,
+        scheduler=scheduler,
+        grace_period=grace_period,
+        seeds=seeds,
+        seed=seed,
+        study=study or f"{method}-sweep",
+        domain=domain,
+        tasks=tuple(tasks),
+        aux=tuple(aux),
+        max_epochs=max_epochs,
+    )
+
+
+def _corners(space: SearchSpace) -> list[dict[str, Any]]:
+    low = {k: p.values[0] for k, p in space.params.items()}
+    high = {k: p.values[-1] for k, p in space.params.items()}
+    return [low, high] if high != low else [low]
+
+
+def _check_metric(metric: str, tasks: tuple[str, ...], aux: tuple[str, ...]) -> None:
+    allowed = ["val/mean_acc", "test/mean_acc", "train/loss"]
+    allowed += [f"{s}/{k}/{t}" for s in ("val", "test") for k in ("acc", "loss") for t in tasks]
+    allowed += [
+        f"{s}/{k}/{t}" for s in ("val", "test") for k in ("adv_acc", "adv_loss") for t in aux
+    ]
+    if metric not in allowed:
+        raise UserInputError(
+            f"--metric {metric} is not reported by this sweep's runs; choose one of"
+            f" {', '.join(allowed[:8])}{', ...' if len(allowed) > 8 else ''}"
+        )
+
+
+@dataclass
+class SweepResult:
+    out: OutputDir
+    storage_url: str
+    study_name: str
+    counts: dict[str, int]
+    best: dict[str, Any] | None
+    trained: int = 0
+    failed: list[str] = field(default_factory=list)
+
+    def files(self) -> list[str]:
+        names = (RESULTS_FILE, manifest.MANIFEST, STORAGE_FILE)
+        return [self.out.path(n) for n in names if self.out.exists(n)]
+
+
+class _Progress:
+    def __init__(self, echo: Echo, total: int, metric: str):
+        self.echo, self.total, self.metric, self.done = echo, total, metric, 0
+
+    def __call__(self, outcome: Outcome) -> None:
+        self.done += 1
+        head = f"  [sweep {self.done:>{len(str(self.total))}}/{self.total}] {outcome.cell.id}"
+        value = outcome.metrics.get(self.metric)
+        shown = f"{self.metric} {value:.4f}" if value is not None else ""
+        if outcome.status == "ok":
+            self.echo(f"{head}: {shown}  ({outcome.wall_s:.1f}s)")
+        elif outcome.status == "pruned":
+            self.echo(
+                f"{head}: pruned at epoch {outcome.stopped_epoch} of seed"
+                f" {outcome.stopped_seed}, {shown}"
+            )
+        else:
+            self.echo(f"{head}: FAILED after {outcome.attempts} attempt(s): {outcome.error}")
+
+
+def run_sweep(
+    dataset: Dataset,
+    settings: SweepSettings,
+    out_location: str,
+    *,
+    storage: str | None = None,
+    resources: Resources | None = None,
+    address: str | None = None,
+    echo: Echo = print,
+) -> SweepResult:
+    import optuna
+    from optuna.trial import TrialState
+
+    from .searcher import CellSearch, ReplayASHA
+
+    resources = resources or Resources()
+    if not (address or os.environ.get("RAY_ADDRESS")):
+        resources.check_fits_this_machine()
+    out = OutputDir(out_location)
+    url = storage_url(out, storage)
+    out.ensure_writable()
+    with exclusive(out):
+        manifest.claim(out, settings.identity(dataset), {"trials": settings.trials, "storage": url})
+        rdb = open_storage(url)
+        direction: Literal["maximize", "minimize"] = (
+            "maximize" if settings.mode == "max" else "minimize"
+        )
+        study = optuna.create_study(
+            storage=rdb, study_name=settings.study, direction=direction, load_if_exists=True
+        )
+        if study.direction.name.lower() != direction:
+            raise UserInputError(
+                f"study '{settings.study}' in {url} is set to {study.direction.name.lower()};"
+                " use another --study or the same --mode"
+            )
+        finished = study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        )
+        remaining = settings.trials - len(finished)
+        echo(
+            f"sweep of {settings.method} on {dataset.name}: study '{settings.study}' in {url};"
+            f" {len(finished)} of {settings.trials} trial(s) finished, {max(0, remaining)} to run"
+        )
+        log = ResultsLog(out, search="sweep", dataset=dataset.name)
+        trained, failed = 0, []
+        if remaining > 0:
+            from .ray_session import ray_session
+
+            searcher = CellSearch(
+                space=settings.space.to_optuna(),
+                metric=settings.metric,
+                mode=settings.mode,
+                storage=rdb,
+                study_name=settings.study,
+                make_cell=settings.cell,
+                user_attrs={"method": settings.method, "dataset": dataset.name, "search": "sweep"},
+                sampler=optuna.samplers.TPESampler(seed=settings.seed),
+            )
+            scheduler = None
+            if settings.scheduler == "asha":
+                max_t = settings.seeds * settings.max_epochs
+                scheduler = ReplayASHA(
+                    metric=settings.metric,
+                    mode=settings.mode,
+                    grace_period=min(settings.grace_period, max_t),
+                    reduction_factor=3,
+                    max_t=max_t,
+                )
+                scheduler.replay(
+                    [t.intermediate_values for t in finished if t.state != TrialState.FAIL]
+                )
+            progress = _Progress(echo, remaining, settings.metric)
+
+            def record(outcome: Outcome) -> None:
+                nonlocal trained
+                log.record(outcome)
+                trained += 1
+                if outcome.status == "failed":
+                    failed.append(outcome.cell.id)
+                progress(outcome)
+
+            start = time.perf_counter()
+            with ray_session(address):
+                runner = CellRunner(
+                    dataset, resources, out.path("ray") if out.local else f"{out.uri}/ray"
+                )
+                runner.search("sweep", searcher, remaining, record, scheduler)
+            echo(f"  sweep: {trained} trial(s) in {time.perf_counter() - start:.0f}s")
+            left = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if left:
+                raise SearchInterrupted(
+                    f"{len(left)} trial(s) did not finish (#{left[0].number}, ...); the study"
+                    " and results.parquet hold what did"
+                )
+    counts = {s.name: 0 for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    best = None
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if complete:
+        pick = max if settings.mode == "max" else min
+        b = pick(complete, key=lambda t: t.value if t.value is not None else -math.inf)
+        best = {
+            "number": b.number,
+            "value": b.value,
+            "params": b.params,
+            "cell": b.user_attrs.get("cell"),
+        }
+    return SweepResult(out, url, settings.study, counts, best, trained, failed)

@@ -1,0 +1,103 @@
+"""Search-space files: YAML → Ray Tune and Optuna spaces, and the one-sentence errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search.sample import Categorical, Float, Integer
+
+from methods import list_methods
+from orchestrator.spaces import SpaceError, bundled_space_path, load_space, parse_space
+
+SPACE_FILES = sorted(Path("search_spaces").glob("*.yaml"))
+
+
+def test_every_registered_method_ships_a_space_file() -> None:
+    assert {p.stem for p in SPACE_FILES} == set(list_methods())
+
+
+@pytest.mark.parametrize("path", SPACE_FILES, ids=lambda p: p.stem)
+def test_each_file_becomes_both_kinds_of_space(path: Path) -> None:
+    space = load_space(path, path.stem)
+    assert space.params, "a space file should search something"
+    tune_space, optuna_space = space.to_tune(), space.to_optuna()
+    assert set(optuna_space) == set(space.params)
+    assert set(tune_space) == set(space.params) | set(space.fixed)
+    for key, value in space.fixed.items():
+        assert tune_space[key] == value
+    # Ray's own converter reads our Tune space as the same Optuna distributions.
+    assert (
+        OptunaSearch.convert_search_space({k: tune_space[k] for k in space.params}) == optuna_space
+    )
+
+
+def test_paper_values_in_the_bundled_files() -> None:
+    aal = load_space(bundled_space_path("aal"), "aal")
+    assert aal.params["lam"].values == (0.01, 0.1, 0.3, 0.5, 1.0)
+    assert aal.fixed["lr"] == 1e-4 and aal.fixed["weight_decay"] == 5e-4
+    assert aal.fixed["epochs"] == 6 and aal.fixed["lr_milestones"] == [4]
+
+
+def test_kinds_map_to_the_right_distributions() -> None:
+    doc = {
+        "space": {
+            "lam": {"choice": [0.1, 1.0]},
+            "lr": {"loguniform": [1e-4, 1e-2]},
+            "weight_decay": {"uniform": [0.0, 0.001]},
+            "batch_size": {"int": [16, 64]},
+        }
+    }
+    space = parse_space(doc, "aal", "t.yaml")
+    o = space.to_optuna()
+    assert o["lam"] == CategoricalDistribution([0.1, 1.0])
+    assert o["lr"] == FloatDistribution(1e-4, 1e-2, log=True)
+    assert o["weight_decay"] == FloatDistribution(0.0, 0.001)
+    assert o["batch_size"] == IntDistribution(16, 64)
+    t = space.to_tune()
+    assert isinstance(t["lam"], Categorical) and isinstance(t["lr"], Float)
+    assert isinstance(t["batch_size"], Integer)
+    assert (t["batch_size"].lower, t["batch_size"].upper) == (16, 65)  # Tune's upper is exclusive
+    assert [t["batch_size"].sample() for _ in range(200)].count(64) > 0
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"spaces": {}}, "unknown top-level key 'spaces'; allowed: method, fixed, space"),
+        ({"method": "stl"}, "written for method 'stl', not 'aal'"),
+        ({"space": {"lamda": {"choice": [1]}}}, "key 'lamda' is not a setting of method 'aal'"),
+        ({"fixed": {"colour": 1}}, "key 'colour' is not a setting of method 'aal'"),
+        ({"space": {"lam": {"choice": []}}}, "space.lam: choice is empty"),
+        ({"space": {"lam": {"uniform": [1.0, 0.1]}}}, "space.lam: low 1.0 > high 0.1"),
+        ({"space": {"lr": {"loguniform": [0.0, 0.1]}}}, "space.lr: loguniform bounds must be > 0"),
+        ({"space": {"lam": {"uniform": [-1.0, 1.0]}}}, "space.lam: lam=-1 is out of range"),
+        ({"space": {"lam": {"normal": [0, 1]}}}, "space.lam: unknown kind 'normal'"),
+        ({"space": {"lam": [0.1, 0.2]}}, "space.lam must be one of {choice: [...]}"),
+        (
+            {"space": {"epochs": {"uniform": [1, 3]}}},
+            "'epochs' is not a real-valued setting; use int",
+        ),
+        ({"space": {"lr": {"int": [1, 3]}}}, "'lr' is not an integer setting"),
+        ({"space": {"backbone": {"choice": ["resnet18", "vit"]}}}, "backbone='vit'"),
+        ({"space": {"adversary_loss": {"choice": ["gan", "bce"]}}}, "adversary_loss='bce'"),
+        ({"fixed": {"lam": 0.1}, "space": {"lam": {"choice": [0.1]}}}, "'lam' is both fixed"),
+        ({"fixed": {"epochs": 0}}, "fixed: epochs=0 is out of range"),
+    ],
+)
+def test_broken_files_name_file_key_and_problem(doc: dict, message: str) -> None:
+    with pytest.raises(SpaceError) as info:
+        parse_space(doc, "aal", "my_space.yaml")
+    text = str(info.value)
+    assert text.startswith("my_space.yaml: ") and message in text and "\n" not in text
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(SpaceError, match="does not exist"):
+        load_space(tmp_path / "none.yaml", "aal")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("space: {lam: [")
+    with pytest.raises(SpaceError, match="is not valid YAML"):
+        load_space(bad, "aal")
