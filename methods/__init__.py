@@ -11,7 +11,17 @@ Each method is one module with a typed config (the paper's defaults) and
 
 from __future__ import annotations
 
-from . import aal, mtl, stl  # noqa: F401  (importing registers the kernels)
+from . import (  # noqa: F401  (importing registers the kernels)
+    aal,
+    amtl,
+    dann,
+    goal1,
+    mtl,
+    purified,
+    stl,
+    tl,
+    tl_purified,
+)
 from .context import MetricsCollector, RunContext
 from .errors import ConfigError, DataError, DivergedError, UserInputError
 from .registry import MethodSpec, get_method, list_methods, register_method

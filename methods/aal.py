@@ -24,6 +24,9 @@ optimised:
 Groups (appendix A.2): `main` and `adversaries` may each name several
 attributes; losses are averaged within each group (eq. 10–11). "Multiple
 adversarial training" (§4.2.1) is `adversaries` = all negative partners.
+`adversary_domain` lets the adversaries learn labels of another dataset: each
+step then scores them on a batch drawn from it (the Purified Learning paper's
+adversarial multi-task baseline, `amtl`).
 
 Defaults (§4.1): Adam, lr 1e-4, weight decay 5e-4, 6 epochs, lr ÷10 after
 epoch 4, λ tuned over {0.01, 0.1, 0.3, 0.5, 1.0} (the default 0.1 is a value of
@@ -47,6 +50,7 @@ from .data import Dataset
 from .errors import ConfigError
 from .layers import grad_reverse
 from .registry import register_method
+from .roles import GridRoles
 from .training import (
     EvalHead,
     TaskSpec,
@@ -74,6 +78,10 @@ class AALConfig(TrainConfig):
         default=0.01,
         metadata=meta("WGAN critic weight clip c (wgan only)", min=0.0, min_exclusive=True),
     )
+    adversary_domain: str = field(
+        default="",
+        metadata=meta("domain whose labels the adversaries learn ('' = the domain trained on)"),
+    )
 
     def check(self) -> None:
         check_distinct(self.main, "main")
@@ -87,14 +95,21 @@ class AALConfig(TrainConfig):
         return self.main, self.adversaries
 
     @staticmethod
-    def example(attributes: Sequence[str]) -> dict[str, Any]:
-        """The smallest task settings for a dataset with these attributes (shared tests)."""
-        return {"main": [attributes[0]], "adversaries": [attributes[1]]}
+    def for_grid(roles: GridRoles, train: str, tests: Sequence[str]) -> dict[str, Any]:
+        """The target task, adversarial to the irrelevant label of the irrelevant set."""
+        return {
+            "domain": train,
+            "test_domains": list(tests),
+            "main": [roles.task],
+            "adversaries": [roles.irrelevant_label],
+            "adversary_domain": roles.irrelevant_domain,
+        }
 
     def check_data(self, data: Dataset) -> None:
         domain = self.check_training(data)
         task_specs(domain, self.main)
-        for spec in task_specs(domain, self.adversaries):
+        adversary_domain = data.domain(self.adversary_domain) if self.adversary_domain else domain
+        for spec in task_specs(adversary_domain, self.adversaries):
             if self.adversary_loss != "reversal" and spec.num_classes != 2:
                 raise ConfigError(
                     f"adversary_loss={self.adversary_loss} needs binary adversaries, but"
@@ -154,7 +169,7 @@ class AdversarialNet:
         return [p for m in self.adv_heads for p in m.parameters()]
 
 
-Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Step = Callable[..., torch.Tensor]
 
 
 def make_step(
@@ -164,19 +179,27 @@ def make_step(
     optimizers: Sequence[torch.optim.Optimizer],
     critic_clip: float = 0.01,
 ) -> Step:
-    """One AAL update on a batch; returns [objective of F, L_a, adversary loss],
-    detached and on the device (summed over an epoch without a sync per step).
+    """One AAL update; returns [objective of F, L_a, adversary loss], detached and
+    on the device (summed over an epoch without a sync per step).
 
+    `step(x, y)` scores the adversaries on the same batch; `step(x, y, xa, ya)`
+    on a batch of another domain (the adversaries' labels live there).
     `optimizers`: one over all parameters for "reversal"; (F and C_a, C_b) for
     "gan" and "wgan".
     """
     if mode == "reversal":
         (opt,) = optimizers
 
-        def reversal(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        def reversal(
+            x: torch.Tensor,
+            y: torch.Tensor,
+            xa: torch.Tensor | None = None,
+            ya: torch.Tensor | None = None,
+        ) -> torch.Tensor:
             h = net.backbone(x)
+            ha, yb = (h, y) if xa is None or ya is None else (net.backbone(xa), ya)
             main = _group_loss(net.main_heads, net.main_specs, h, y)
-            adv = _group_loss(net.adv_heads, net.adv_specs, grad_reverse(h, lam), y)
+            adv = _group_loss(net.adv_heads, net.adv_specs, grad_reverse(ha, lam), yb)
             opt.zero_grad(set_to_none=True)
             (main + adv).backward()  # F, C_a see ∇(L_a − λ L_b); C_b sees ∇L_b
             opt.step()
@@ -189,13 +212,19 @@ def make_step(
     wgan = mode == "wgan"
     b_params = net.b_params()
 
-    def alternating(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def alternating(
+        x: torch.Tensor,
+        y: torch.Tensor,
+        xa: torch.Tensor | None = None,
+        ya: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         h = net.backbone(x)
+        ha, yb = (h, y) if xa is None or ya is None else (net.backbone(xa), ya)
         # Adversary step on frozen features: eq. 5, or the critic's ascent on W.
         if wgan:
-            adv = -_wasserstein(net.adv_heads, net.adv_specs, h.detach(), y)
+            adv = -_wasserstein(net.adv_heads, net.adv_specs, ha.detach(), yb)
         else:
-            adv = _group_loss(net.adv_heads, net.adv_specs, h.detach(), y)
+            adv = _group_loss(net.adv_heads, net.adv_specs, ha.detach(), yb)
         opt_b.zero_grad(set_to_none=True)
         adv.backward()
         opt_b.step()
@@ -206,9 +235,9 @@ def make_step(
         # Feature step against the updated, frozen adversary: eq. 4, or minimising W.
         main = _group_loss(net.main_heads, net.main_specs, h, y)
         if wgan:
-            fool = _wasserstein(net.adv_heads, net.adv_specs, h, y)
+            fool = _wasserstein(net.adv_heads, net.adv_specs, ha, yb)
         else:
-            fool = _group_loss(net.adv_heads, net.adv_specs, h, y, flip=True)
+            fool = _group_loss(net.adv_heads, net.adv_specs, ha, yb, flip=True)
         opt_f.zero_grad(set_to_none=True)
         (main + lam * fool).backward()
         opt_f.step()
@@ -221,8 +250,9 @@ def make_step(
 @register_method("aal", config=AALConfig)
 def train(config: AALConfig, data: Dataset, ctx: RunContext) -> dict[str, float]:
     trainer = Trainer(config, data, ctx)
+    adv_view = trainer.view_of(config.adversary_domain) if config.adversary_domain else trainer.view
     main_specs = task_specs(trainer.domain, config.main)
-    adv_specs = task_specs(trainer.domain, config.adversaries)
+    adv_specs = task_specs(adv_view.domain, config.adversaries)
     net = AdversarialNet(
         trainer.backbone,
         [trainer.head(s) for s in main_specs],
@@ -231,26 +261,32 @@ def train(config: AALConfig, data: Dataset, ctx: RunContext) -> dict[str, float]
         adv_specs,
     )
     if config.adversary_loss == "reversal":
-        optimizers = [trainer.adam([*net.f_params(), *net.b_params()])]
+        optimizers = [trainer.optimizer([*net.f_params(), *net.b_params()])]
     else:
-        optimizers = [trainer.adam(net.f_params()), trainer.adam(net.b_params())]
+        optimizers = [trainer.optimizer(net.f_params()), trainer.optimizer(net.b_params())]
     step = make_step(net, config.adversary_loss, config.lam, optimizers, config.critic_clip)
+    other = (
+        adv_view.forever(config.batch_size, trainer.rng) if adv_view is not trainer.view else None
+    )
 
     def train_epoch() -> dict[str, float]:
         sums = torch.zeros(3, device=trainer.device)
         batches = 0
         for x, y in trainer.batches():
-            sums += step(x, y)
+            sums += step(x, y) if other is None else step(x, y, *next(other))
             batches += 1
         loss, main, adv = (sums / batches).tolist()
         return {"loss": loss, "main_loss": main, "adv_loss": adv}
 
     heads = [EvalHead(s, m) for s, m in zip(main_specs, net.main_heads, strict=True)]
     if config.adversary_loss != "wgan":  # a critic's score is not a classifier's
-        heads += [EvalHead(s, m, "adv_") for s, m in zip(adv_specs, net.adv_heads, strict=True)]
+        heads += [
+            EvalHead(s, m, "adv_", view=adv_view)
+            for s, m in zip(adv_specs, net.adv_heads, strict=True)
+        ]
     return trainer.run(
         train_epoch,
         heads,
         groups=[(list(config.main), list(config.adversaries))],
-        schedulers=[trainer.milestones(o) for o in optimizers],
+        schedulers=[trainer.scheduler(o) for o in optimizers],
     )

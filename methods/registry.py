@@ -44,7 +44,7 @@ def register_method(name: str, *, config: type) -> Callable[[TrainFn], TrainFn]:
     def decorate(fn: TrainFn) -> TrainFn:
         if name in _REGISTRY:
             raise RuntimeError(f"method '{name}' is registered twice")
-        doc = (sys.modules[fn.__module__].__doc__ or "").strip()
+        doc = (config.__doc__ or sys.modules[fn.__module__].__doc__ or "").strip()
         _REGISTRY[name] = MethodSpec(name, config, fn, doc.splitlines()[0] if doc else "")
         return fn
 

@@ -16,6 +16,7 @@ from .data import Dataset
 from .errors import ConfigError
 from .mtl import train_shared
 from .registry import register_method
+from .roles import GridRoles
 from .training import TrainConfig, task_specs
 
 
@@ -34,9 +35,9 @@ class STLConfig(TrainConfig):
         return (self.task,), ()
 
     @staticmethod
-    def example(attributes: Sequence[str]) -> dict[str, Any]:
-        """The smallest task settings for a dataset with these attributes (shared tests)."""
-        return {"task": attributes[0]}
+    def for_grid(roles: GridRoles, train: str, tests: Sequence[str]) -> dict[str, Any]:
+        """The target task alone on the train domain."""
+        return {"domain": train, "test_domains": list(tests), "task": roles.task}
 
     def check_data(self, data: Dataset) -> None:
         task_specs(self.check_training(data), [self.task])

@@ -241,6 +241,56 @@ def build_parser() -> argparse.ArgumentParser:
         help="where results go; rerun with the same --out to resume",
     )
 
+    p = sub.add_parser(
+        "grid",
+        help="cross-dataset grids: every method x backbone x train domain, tested on"
+        " the other domains",
+    )
+    g = p.add_argument_group("grid")
+    g.add_argument(
+        "--methods",
+        type=_names,
+        metavar="M1,M2,...",
+        help="registered methods (default: goal1,tl,mtl,amtl,dann,purified)",
+    )
+    g.add_argument("--train", type=_names, metavar="D1,D2,...", help="train domains")
+    g.add_argument("--test", type=_names, metavar="D1,D2,...", help="test domains")
+    g.add_argument("--backbones", type=_names, default=["resnet18"], metavar="B1,B2,...")
+    g.add_argument("--task", help="the target label column")
+    g.add_argument(
+        "--irrelevant",
+        metavar="DOMAIN:LABEL",
+        help="the task-irrelevant set and its label (e.g. irrelevant:bg)",
+    )
+    g.add_argument(
+        "--relevant",
+        metavar="DOMAIN:LABEL",
+        help="a task-relevant set to pre-train on (tl_purified)",
+    )
+    g.add_argument("--seeds", type=int, default=1, metavar="K")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument(
+        "--include-self",
+        action="store_true",
+        help="also test on the train domain (its own test split)",
+    )
+    g.add_argument(
+        "--pca",
+        action="store_true",
+        help="record the explained-variance ratio of the top 10 principal"
+        " components of the test features (PL Figure 2)",
+    )
+    g.add_argument("--retry-failed", action="store_true")
+    _add_data_flags(p)
+    _add_method_flags(p)
+    _add_ray_flags(p)
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR|URI",
+        help="where results go; rerun with the same --out to resume",
+    )
+
     p = sub.add_parser("dashboard", help="optuna-dashboard on 127.0.0.1 for a search's study")
     p.add_argument(
         "location", metavar="DIR|URL", help="the --out of a sweep or pair search, or a storage URL"
@@ -295,6 +345,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _pairs(args)
     if args.command == "sweep":
         return _sweep(args)
+    if args.command == "grid":
+        return _grid(args)
     if args.command == "dashboard":
         from .dashboard import serve
 
@@ -405,6 +457,48 @@ def _sweep(args: argparse.Namespace) -> int:
     for path in result.files():
         print(f"  {path}")
     print(f"watch or browse it: auxsearch dashboard {args.storage or args.out}")
+    return 0
+
+
+def _grid(args: argparse.Namespace) -> int:
+    from .grid import format_table1, resolve_grid, run_grid
+    from .inputs import method_overrides, resolve_dataset
+
+    resources = _resources(args)
+    dataset = resolve_dataset(args.dataset, args.data)
+    settings = resolve_grid(
+        dataset,
+        methods=args.methods,
+        train=args.train,
+        test=args.test,
+        backbones=args.backbones,
+        overrides=method_overrides(args.config, args.set),
+        task=args.task,
+        irrelevant=args.irrelevant,
+        relevant=args.relevant,
+        seeds=args.seeds,
+        seed=args.seed,
+        include_self=args.include_self,
+        pca=10 if args.pca else 0,
+    )
+    result = run_grid(
+        dataset,
+        settings,
+        args.out,
+        resources=resources,
+        address=args.address,
+        retry_failed=args.retry_failed,
+    )
+    print(
+        f"\ntest accuracy (%) of '{settings.roles.task}', mean over {settings.seeds} seed(s)"
+        " (the layout of the PL paper's Table 1)"
+    )
+    print(format_table1(result.matrix, settings))
+    if result.failed:
+        print(f"\n{len(result.failed)} training(s) failed (see results.parquet, column error)")
+    print(f"\ntrained {result.trained} model(s); files:")
+    for path in result.files():
+        print(f"  {path}")
     return 0
 
 

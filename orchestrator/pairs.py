@@ -10,9 +10,7 @@ finishes; a rerun with the same --out trains only the cells still missing.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,6 @@ from methods.data import Dataset
 
 from . import manifest
 from .cells import Cell, Outcome
-from .errors import SearchInterrupted
 from .pair_analysis import (
     Partner,
     adversarial_values,
@@ -34,7 +31,8 @@ from .pair_analysis import (
 )
 from .pairs_plan import PairsSettings, seed_values, stage1_cells, stage3_cells
 from .results import RESULTS_FILE, ResultsLog
-from .runner import CellRunner, Resources
+from .runner import Resources
+from .stages import StageRunner
 from .storage import OutputDir
 from .study import STORAGE_FILE, exclusive, open_storage, storage_url
 from .tables import (
@@ -73,33 +71,18 @@ class PairsResult:
         return [self.out.path(n) for n in names if self.out.exists(n)]
 
 
-class _Progress:
-    """One line per finished cell: what it trained and what it scored."""
-
-    def __init__(self, echo: Echo, stage: str, total: int):
-        self.echo, self.stage, self.total, self.done = echo, stage, total, 0
-        self.start = time.perf_counter()
-
-    def __call__(self, outcome: Outcome) -> None:
-        self.done += 1
-        cell = outcome.cell
-        what = f"{cell.stage:<11} {'+'.join(cell.tasks)}"
-        if cell.aux:
-            what += f" vs {'+'.join(cell.aux)} λ={cell.params.get('lam'):g}"
-        what += f" seed {cell.seed}"
-        head = f"  [{self.stage} {self.done:>{len(str(self.total))}}/{self.total}]"
-        if outcome.status == "ok":
-            scores = "  ".join(
-                f"{t} {outcome.metrics[f'val/acc/{t}'] * 100:.1f}%"
-                for t in cell.tasks
-                if f"val/acc/{t}" in outcome.metrics
-            )
-            self.echo(f"{head} {what}: val {scores}  ({outcome.wall_s:.1f}s)")
-        else:
-            self.echo(f"{head} FAILED {what} after {outcome.attempts} attempt(s): {outcome.error}")
-
-    def finish(self) -> None:
-        self.echo(f"  {self.stage}: {self.done} cell(s) in {time.perf_counter() - self.start:.0f}s")
+def _describe(outcome: Outcome) -> str:
+    """`adversarial red vs large λ=0.1 seed 0: val red 91.0%`."""
+    cell = outcome.cell
+    what = f"{cell.stage:<11} {'+'.join(cell.tasks)}"
+    if cell.aux:
+        what += f" vs {'+'.join(cell.aux)} λ={cell.params.get('lam'):g}"
+    scores = "  ".join(
+        f"{t} {outcome.metrics[f'val/acc/{t}'] * 100:.1f}%"
+        for t in cell.tasks
+        if f"val/acc/{t}" in outcome.metrics
+    )
+    return f"{what} seed {cell.seed}: val {scores}"
 
 
 @dataclass
@@ -165,94 +148,78 @@ def run_pairs(
     out = OutputDir(out_location)
     study_url = storage_url(out, storage)
     out.ensure_writable()
-    with exclusive(out), ExitStack() as stack:
+    with exclusive(out):
         resumed = manifest.claim(out, settings.identity(dataset), settings.describe())
         log = ResultsLog(out, search="pairs", dataset=dataset.name)
-        trained = 0
-        failed: list[str] = []
-        runner: CellRunner | None = None
+        with StageRunner(
+            dataset,
+            out,
+            log,
+            resources=resources,
+            address=address,
+            retry_failed=retry_failed,
+            echo=echo,
+        ) as stages:
+            result = _run_stages(dataset, settings, out, log, stages, study_url, storage, echo)
+    result.resumed = resumed
+    return result
 
-        def run_stage(label: str, cells: list[Cell], study: LambdaStudy | None = None) -> None:
-            nonlocal runner, trained
-            done = log.finished()
-            todo = [
-                c for c in cells if c.id not in done or (retry_failed and done[c.id] == "failed")
-            ]
-            skipped = len(cells) - len(todo)
-            echo(f"{label}: {len(cells)} cell(s), {skipped} already recorded, {len(todo)} to train")
-            if not todo:
-                return
-            if runner is None:
-                from .ray_session import ray_session
 
-                stack.enter_context(ray_session(address))
-                runner = CellRunner(
-                    dataset, resources, out.path("ray") if out.local else f"{out.uri}/ray"
-                )
-            name = label.split(":")[0]
-            progress = _Progress(echo, name, len(todo))
+def _run_stages(
+    dataset: Dataset,
+    settings: PairsSettings,
+    out: OutputDir,
+    log: ResultsLog,
+    stages: StageRunner,
+    study_url: str,
+    storage: str | None,
+    echo: Echo,
+) -> PairsResult:
+    stage1 = stage1_cells(settings)
+    stages.run("stage 1: single-task and pair runs", stage1, describe=_describe)
+    ids1 = {c.id for c in stage1}
+    val = pair_values(log.rows, "val", ids1)
+    test = pair_values(log.rows, "test", ids1)
+    partners = choose_partners(
+        val,
+        settings.attributes,
+        mode=settings.adversaries,
+        alpha=settings.alpha,
+        require_significant=settings.require_significant,
+    )
+    with_partner = [a for a in settings.attributes if partners[a].partners]
+    echo(
+        f"stage 2: {len(with_partner)} of {len(settings.attributes)} attributes have a"
+        " negative partner: "
+        + (", ".join(f"{a}~{'+'.join(partners[a].partners)}" for a in with_partner) or "none")
+    )
+    stage3 = stage3_cells(settings, partners)
+    lambda_study = LambdaStudy(
+        settings,
+        dataset.name,
+        study_url,
+        "aal-lambda" if storage is None else f"{Path(out.root).name}-aal-lambda",
+    )
+    # the same machinery as `auxsearch sweep`: an Optuna study, watched live
+    stages.run(
+        "stage 3: adversarial runs over λ",
+        stage3,
+        searcher_for=lambda_study.searcher,
+        describe=_describe,
+    )
 
-            def record(outcome: Outcome) -> None:
-                nonlocal trained
-                log.record(outcome)
-                trained += 1
-                if outcome.status != "ok":
-                    failed.append(outcome.cell.id)
-                progress(outcome)
-
-            if study is None:
-                runner.run(name.replace(" ", ""), todo, record)
-            else:  # the same machinery as `auxsearch sweep`: an Optuna study, live
-                runner.search(name.replace(" ", ""), study.searcher(todo), len(todo), record)
-            progress.finish()
-            unfinished = [c.id for c in todo if c.id not in log.finished()]
-            if unfinished:
-                raise SearchInterrupted(
-                    f"{len(unfinished)} cell(s) of {name} did not finish"
-                    f" ({unfinished[0]}, ...); what finished is recorded in {out.location}"
-                )
-
-        stage1 = stage1_cells(settings)
-        run_stage("stage 1: single-task and pair runs", stage1)
-        ids1 = {c.id for c in stage1}
-        val = pair_values(log.rows, "val", ids1)
-        test = pair_values(log.rows, "test", ids1)
-        partners = choose_partners(
-            val,
-            settings.attributes,
-            mode=settings.adversaries,
-            alpha=settings.alpha,
-            require_significant=settings.require_significant,
-        )
-        with_partner = [a for a in settings.attributes if partners[a].partners]
-        echo(
-            f"stage 2: {len(with_partner)} of {len(settings.attributes)} attributes have a"
-            " negative partner: "
-            + (", ".join(f"{a}~{'+'.join(partners[a].partners)}" for a in with_partner) or "none")
-        )
-        stage3 = stage3_cells(settings, partners)
-        lambda_study = LambdaStudy(
-            settings,
-            dataset.name,
-            study_url,
-            "aal-lambda" if storage is None else f"{Path(out.root).name}-aal-lambda",
-        )
-        run_stage("stage 3: adversarial runs over λ", stage3, lambda_study)
-
-        ids3 = {c.id for c in stage3}
-        mean = matrix(val, settings.attributes)
-        std = matrix(val, settings.attributes, "std") if settings.seeds > 1 else None
-        summary = summary_table(
-            settings.attributes,
-            partners,
-            val,
-            test,
-            adversarial_values(log.rows, "val", ids3),
-            adversarial_values(log.rows, "test", ids3),
-        )
-        write_parquet(out, PAIR_MATRIX_FILE, pair_matrix_table(mean, std, settings.seeds))
-        write_parquet(out, SUMMARY_FILE, summary_arrow(summary))
-        out.write_bytes(
-            HEATMAP_FILE, heatmap_png(mean, {a: p.partners for a, p in partners.items()})
-        )
-        return PairsResult(out, mean, std, partners, summary, trained, failed, resumed)
+    ids3 = {c.id for c in stage3}
+    mean = matrix(val, settings.attributes)
+    std = matrix(val, settings.attributes, "std") if settings.seeds > 1 else None
+    summary = summary_table(
+        settings.attributes,
+        partners,
+        val,
+        test,
+        adversarial_values(log.rows, "val", ids3),
+        adversarial_values(log.rows, "test", ids3),
+    )
+    write_parquet(out, PAIR_MATRIX_FILE, pair_matrix_table(mean, std, settings.seeds))
+    write_parquet(out, SUMMARY_FILE, summary_arrow(summary))
+    out.write_bytes(HEATMAP_FILE, heatmap_png(mean, {a: p.partners for a, p in partners.items()}))
+    return PairsResult(out, mean, std, partners, summary, stages.trained, stages.failed)

@@ -8,7 +8,9 @@ version is in the file's metadata under `auxsearch.schema`.
 
 A metric key `val/acc/red` of a kernel becomes split=val, metric=acc and the
 row's main_task=red; aux_task is the partner it was trained with (for an AAL
-adversary metric `val/adv_acc/large`, aux_task=large). No NaN is ever stored:
+adversary metric `val/adv_acc/large`, aux_task=large). `test@plain/acc/digit`
+(a model scored on another domain's test split) becomes split=test,
+test_domain=plain; train_domain is always the domain the model trained on. No NaN is ever stored:
 a non-finite value is not a result.
 """
 
@@ -114,11 +116,11 @@ def _metric_rows(
     last_epoch = int(cell.params.get("epochs", 0)) or None
     for key, value in sorted(metrics.items()):
         parts = key.split("/", 2)
-        if parts[0] not in ("train", "val", "test") or len(parts) < 2:
+        # `test@<domain>`: scored on another domain's test split (a cross-dataset test)
+        split, _, other_domain = parts[0].partition("@")
+        if split not in ("train", "val", "test") or len(parts) < 2 or not math.isfinite(value):
             continue
-        if not math.isfinite(value):
-            continue
-        split, metric = parts[0], parts[1]
+        metric = parts[1]
         task = parts[2] if len(parts) == 3 else None
         main, aux = _roles(cell, task, metric)
         epoch: float | None
@@ -131,17 +133,18 @@ def _metric_rows(
         else:  # a mean over tasks: its epoch when they all share one
             chosen = {metrics.get(f"epoch/{t}") for t in cell.tasks}
             epoch = chosen.pop() if len(chosen) == 1 else None
-        rows.append(
-            {
-                **base,
-                "main_task": main,
-                "aux_task": aux,
-                "split": split,
-                "metric": metric,
-                "value": float(value),
-                "epoch": int(epoch) if epoch is not None else None,
-            }
-        )
+        row = {
+            **base,
+            "main_task": main,
+            "aux_task": aux,
+            "split": split,
+            "metric": metric,
+            "value": float(value),
+            "epoch": int(epoch) if epoch is not None else None,
+        }
+        if other_domain:
+            row["test_domain"] = other_domain
+        rows.append(row)
     return rows
 
 

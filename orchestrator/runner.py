@@ -140,7 +140,7 @@ class _Recorder(Callback):
 
 def _metrics(result: dict[str, Any]) -> dict[str, float]:
     """The kernel's metrics in a Tune result (Tune adds its own bookkeeping keys)."""
-    keep = ("train/", "val/", "test/", "epoch/", SEED_PREFIX)
+    keep = ("train/", "val/", "test/", "test@", "epoch/", SEED_PREFIX)
     return {
         k: float(v)
         for k, v in result.items()

@@ -1,4 +1,5 @@
-"""The wide tables users pull: pair_matrix.parquet, aal_summary.parquet and the heatmap.
+"""The wide tables users pull (pair_matrix.parquet, aal_summary.parquet, a grid's
+tables) and their plots.
 
 pair_matrix.parquet: column `main`, then one float column per attribute; row a,
 column b = mean validation accuracy of a trained with b; the diagonal is the
@@ -121,6 +122,61 @@ def heatmap_png(mean: pd.DataFrame, partners: dict[str, list[str]]) -> bytes:
             j = names.index(b)
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2, ec="black"))
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def frame_table(df: pd.DataFrame, schema: str) -> pa.Table:
+    """A DataFrame as an Arrow table: NaN → null, plain strings, schema version in metadata."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    fields = [
+        pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f
+        for f in table.schema
+    ]
+    return table.cast(pa.schema(fields)).replace_schema_metadata({"auxsearch.schema": schema})
+
+
+def write_table(out: OutputDir, name: str, df: pd.DataFrame, schema: str) -> None:
+    write_parquet(out, name, frame_table(df, schema))
+
+
+def pca_png(pca: pd.DataFrame, methods: Sequence[str]) -> bytes:
+    """Stacked bars per method: the share of test-feature variance in PC1, PC2, the
+    next components and the rest (the PL paper's Figure 2), one panel per backbone."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    backbones = sorted(pca["backbone"].unique()) if len(pca) else []
+    fig, axes = plt.subplots(
+        1,
+        max(1, len(backbones)),
+        figsize=(2 + 1.2 * len(methods) * max(1, len(backbones)), 4),
+        squeeze=False,
+    )
+    for ax, backbone in zip(axes[0], backbones, strict=False):
+        sub = pca[pca["backbone"] == backbone]
+        # average over train→test pairs, per method and component
+        mean = sub.groupby(["method", "component"])["ratio"].mean()
+        shown = [m for m in methods if m in mean.index.get_level_values(0)]
+        pc1 = np.array([mean.get((m, 1), 0.0) for m in shown])
+        pc2 = np.array([mean.get((m, 2), 0.0) for m in shown])
+        more = np.array([sum(v for (mm, c), v in mean.items() if mm == m and c > 2) for m in shown])
+        rest = np.clip(1.0 - pc1 - pc2 - more, 0.0, 1.0)
+        x = np.arange(len(shown))
+        ax.bar(x, pc1, color="#1b5e20", label="PC 1")
+        ax.bar(x, pc2, bottom=pc1, color="#43a047", label="PC 2")
+        ax.bar(x, more, bottom=pc1 + pc2, color="#a5d6a7", label="next PCs")
+        ax.bar(x, rest, bottom=pc1 + pc2 + more, color="#eeeeee", label="rest")
+        ax.set_xticks(x, shown, rotation=30, ha="right")
+        ax.set_ylim(0, 1)
+        ax.set_title(str(backbone))
+        ax.set_ylabel("share of test-feature variance")
+    axes[0][0].legend(loc="upper right", fontsize=7)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from methods.data import Dataset, load_dataset
+from methods.roles import GridRoles
 
 TINY_SHAPES = {"n": 120, "image_size": 16, "seed": 0, "correlation": 0.5}
 # Settings that make one training take well under a second on one CPU thread.
@@ -19,6 +20,29 @@ TINY_TRAIN = {"backbone": "small_cnn", "epochs": 2, "lr": 1e-3, "batch_size": 32
 @pytest.fixture(scope="session")
 def tiny_shapes() -> Dataset:
     return load_dataset("shapes", TINY_SHAPES)
+
+
+# Five domains (target, irrelevant, plain, coloured, blended), kept small.
+TINY_DIGITS = {"n_target": 80, "irrelevant_copies": 1}
+DIGIT_ROLES = GridRoles("digit", "irrelevant", "bg", "plain", "digit")
+
+
+@pytest.fixture(scope="session")
+def tiny_digits() -> Dataset:
+    return load_dataset("digit_domains", TINY_DIGITS)
+
+
+def tiny_config_values(method: str, **extra: object) -> dict[str, object]:
+    """A small valid config of any registered method on `tiny_digits`, through the
+    method's own `for_grid` hook (the shared suite's entry point)."""
+    from methods import get_method
+
+    hook = get_method(method).config_cls.for_grid
+    values = {**TINY_TRAIN, **hook(DIGIT_ROLES, "target", ["plain"])}
+    fields = get_method(method).config_cls.__dataclass_fields__
+    if "pretrain_epochs" in fields:
+        values["pretrain_epochs"] = 1
+    return {**values, **extra}
 
 
 def write_npz(path: Path, n: int = 90, seed: int = 0, **overrides: object) -> Path:

@@ -11,12 +11,14 @@ from typing import Any
 
 from ..errors import DataError
 from .dataset import SPLITS, Dataset, Domain, seeded_split, stratified_split
+from .digit_domains import make_digit_domains
 from .digits import make_digits
 from .npz import load_npz
 from .shapes import ATTRIBUTES as SHAPES_ATTRIBUTES
 from .shapes import make_shapes
 
 BUILTIN_DATASETS: dict[str, Callable[..., Dataset]] = {
+    "digit_domains": make_digit_domains,
     "digits": make_digits,
     "shapes": make_shapes,
 }
@@ -71,6 +73,7 @@ __all__ = [
     "dataset_options",
     "load_dataset",
     "load_npz",
+    "make_digit_domains",
     "make_digits",
     "make_shapes",
     "seeded_split",

@@ -37,7 +37,10 @@ def _pairs(tmp_path: Path, *extra: str) -> list[str]:
         (["--gpus-per-trial", "-1"], "argument --gpus-per-trial: -1 must be ≥ 0"),
         (["--max-failures", "-1"], "--max-failures -1 is not allowed"),
         (["--cpus-per-trial", "64"], "--cpus-per-trial 64 exceeds the"),
-        (["--dataset", "mnist"], "unknown dataset 'mnist'; built-in datasets: digits, shapes"),
+        (
+            ["--dataset", "mnist"],
+            "unknown dataset 'mnist'; built-in datasets: digit_domains, digits, shapes",
+        ),
         (["--dataset", "shapes:n"], "option 'n' is not key=value"),
         (["--config", "missing.yaml"], "--config missing.yaml does not exist"),
     ],
@@ -89,7 +92,10 @@ def test_out_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 def test_run_mistakes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--method", "nope", "--dataset", "digits"]) == 2
-    assert "unknown method 'nope'; registered methods: aal, mtl, stl" in capsys.readouterr().err
+    assert (
+        "unknown method 'nope'; registered methods: aal, amtl, dann, goal1, mtl"
+        in capsys.readouterr().err
+    )
     assert main(["run", "--method", "stl", "--dataset", "digits"]) == 2
     assert "method 'stl' needs task=<attribute>" in capsys.readouterr().err
 

@@ -60,7 +60,11 @@ def test_paper_defaults_when_nothing_is_overridden(tiny_shapes: Dataset) -> None
     assert s.train["backbone"] == "resnet18" and s.train["epochs"] == 6
     assert s.train["lr"] == 1e-4 and s.train["weight_decay"] == 5e-4
     assert s.train["lr_milestones"] == [4] and s.train["lr_gamma"] == 0.1
-    assert s.adversarial == {"adversary_loss": "reversal", "critic_clip": 0.01}
+    assert s.adversarial == {
+        "adversary_loss": "reversal",
+        "critic_clip": 0.01,
+        "adversary_domain": "",
+    }
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,50 @@
+"""The Purified Learning paper's training protocol, shared by PL and its baselines.
+
+"Learning Purified Feature Representations from Task-irrelevant Labels",
+Experimental Setup: SGD, learning rate 0.001, momentum 0.9, StepLR (step 7,
+γ 0.1), no augmentation, the feature extractor's penultimate layer set to 128
+dimensions, batch 32 for FER and 128 for digits, results after 50 epochs. The
+paper gives no weight decay; 0 here. `PLProtocol` carries these defaults for
+every method of the family (goal1, tl, amtl, dann, purified, tl_purified), so
+their comparison is like for like; `auxsearch grid` applies the same protocol
+to any other method it runs (`protocol_defaults`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .config import meta
+from .training import TrainConfig
+
+
+@dataclass(frozen=True)
+class PLProtocol(TrainConfig):
+    """Training settings of the Purified Learning paper (digit recognition)."""
+
+    feature_dim: int = field(default=128, metadata=meta("width of f_e's output (PL: 128)", min=0))
+    epochs: int = field(default=50, metadata=meta("training epochs (PL: 50)", min=1))
+    batch_size: int = field(
+        default=128, metadata=meta("minibatch size m (PL: 128 digits, 32 FER)", min=2)
+    )
+    optimizer: Literal["adam", "sgd"] = field(
+        default="sgd", metadata=meta("optimiser of f_e and f_c (PL: SGD)")
+    )
+    lr: float = field(
+        default=1e-3, metadata=meta("learning rate α_2 (PL: 0.001)", min=0.0, min_exclusive=True)
+    )
+    momentum: float = field(default=0.9, metadata=meta("SGD momentum (PL: 0.9)", min=0.0, max=1.0))
+    weight_decay: float = field(default=0.0, metadata=meta("weight decay (PL: none)", min=0.0))
+    lr_step_size: int = field(default=7, metadata=meta("StepLR step size (PL: 7)", min=0))
+    lr_gamma: float = field(default=0.1, metadata=meta("StepLR γ (PL: 0.1)", min=0.0, max=1.0))
+    select: Literal["best_val", "last"] = field(
+        default="last", metadata=meta("PL reports the last epoch")
+    )
+
+
+def protocol_defaults() -> dict[str, Any]:
+    """The protocol as overrides of any method's training settings: every field
+    `PLProtocol` itself sets."""
+    base = PLProtocol()
+    return {name: getattr(base, name) for name in PLProtocol.__annotations__}

@@ -1,0 +1,130 @@
+"""`tl`: transfer learning through the task-irrelevant label, a baseline of the
+Purified Learning paper (appendix B, after Yosinski et al. 2014): pre-train the
+feature extractor and a classifier on the irrelevant set's label (hair colour;
+background colour for digits), then train the whole model on the target task
+with a new classifier (the label spaces differ). Both phases follow the paper's
+protocol; `pretrain_epochs` is not given in the paper (default: as `epochs`).
+
+`pretrain` is shared with `tl_purified` (appendix A's pre-train-then-PL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import meta
+from .context import RunContext
+from .data import Dataset
+from .errors import ConfigError
+from .pl_protocol import PLProtocol
+from .registry import register_method
+from .roles import GridRoles
+from .training import (
+    DomainView,
+    EvalHead,
+    TaskSpec,
+    Trainer,
+    ensure_finite,
+    task_loss,
+    task_specs,
+)
+
+
+@dataclass(frozen=True)
+class TLConfig(PLProtocol):
+    """Transfer learning: pre-train on the irrelevant label, fine-tune on the target."""
+
+    task: str = field(default="", metadata=meta("the target label"))
+    irrelevant_domain: str = field(default="", metadata=meta("the task-irrelevant set S_src"))
+    irrelevant_label: str = field(
+        default="", metadata=meta("its label (PL: hair/background colour)")
+    )
+    pretrain_epochs: int = field(
+        default=50, metadata=meta("epochs on the irrelevant label (not given in PL)", min=0)
+    )
+
+    def check(self) -> None:
+        for key in ("task", "irrelevant_domain", "irrelevant_label"):
+            if not getattr(self, key):
+                raise ConfigError(
+                    f"method needs {key}=<...> (the target task and the irrelevant set)"
+                )
+
+    def check_data(self, data: Dataset) -> None:
+        task_specs(self.check_training(data), [self.task])
+        task_specs(data.domain(self.irrelevant_domain), [self.irrelevant_label])
+
+    def roles(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return (self.task,), (self.irrelevant_label,)
+
+    @staticmethod
+    def for_grid(roles: GridRoles, train: str, tests: Sequence[str]) -> dict[str, Any]:
+        return {
+            "domain": train,
+            "test_domains": list(tests),
+            "task": roles.task,
+            "irrelevant_domain": roles.irrelevant_domain,
+            "irrelevant_label": roles.irrelevant_label,
+        }
+
+
+def pretrain(
+    trainer: Trainer, view: DomainView, spec: TaskSpec, epochs: int
+) -> tuple[nn.Module, float]:
+    """Train F and a new head on `spec` of `view` for `epochs` epochs (the configured
+    optimiser and schedule); returns the head and the last epoch's mean loss."""
+    head = trainer.head(spec)
+    opt = trainer.optimizer([*trainer.backbone.parameters(), *head.parameters()])
+    sched = trainer.scheduler(opt)
+    loss_mean = float("nan")
+    trainer.backbone.train()
+    for epoch in range(1, epochs + 1):
+        total, batches = torch.zeros((), device=trainer.device), 0
+        for x, y in view.epoch(trainer.config.batch_size, trainer.rng):
+            loss = task_loss(head(trainer.backbone(x)), y[:, spec.column], spec)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach()
+            batches += 1
+        sched.step()
+        loss_mean = float(total) / max(batches, 1)
+        ensure_finite(loss_mean, f"pre-training loss in epoch {epoch}")
+    return head, loss_mean
+
+
+@register_method("tl", config=TLConfig)
+def train(config: TLConfig, data: Dataset, ctx: RunContext) -> dict[str, float]:
+    trainer = Trainer(config, data, ctx)
+    irrelevant = trainer.view_of(config.irrelevant_domain)
+    (pre_spec,) = task_specs(irrelevant.domain, [config.irrelevant_label])
+    _, pre_loss = pretrain(trainer, irrelevant, pre_spec, config.pretrain_epochs)
+    (spec,) = task_specs(trainer.domain, [config.task])
+    head = trainer.head(spec)
+    opt = trainer.optimizer([*trainer.backbone.parameters(), *head.parameters()])
+
+    def train_epoch() -> dict[str, float]:
+        total, batches = torch.zeros((), device=trainer.device), 0
+        for x, y in trainer.batches():
+            loss = task_loss(head(trainer.backbone(x)), y[:, spec.column], spec)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach()
+            batches += 1
+        parts = {"loss": float(total) / batches}
+        if config.pretrain_epochs:
+            parts["pretrain_loss"] = pre_loss
+        return parts
+
+    return trainer.run(
+        train_epoch,
+        [EvalHead(spec, head)],
+        groups=[([config.task], [])],
+        schedulers=[trainer.scheduler(opt)],
+    )

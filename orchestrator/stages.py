@@ -1,0 +1,137 @@
+"""Running a search's stages: the cells still missing, on Ray, each recorded the
+moment it finishes.
+
+Shared by every cell-based search (`pairs`, `grid`): a stage lists its cells,
+the ones already in results.parquet are skipped (failed ones too, unless
+`retry_failed`), Ray is started on first need and reused by later stages, and
+a stage that ends with cells unrecorded (Ctrl+C, a lost cluster) stops the
+search with `SearchInterrupted` so nothing downstream works from half a stage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from types import TracebackType
+from typing import Any
+
+from methods.data import Dataset
+
+from .cells import Cell, Outcome
+from .errors import SearchInterrupted
+from .results import ResultsLog
+from .runner import CellRunner, Resources
+from .storage import OutputDir
+
+Echo = Callable[[str], None]
+Describe = Callable[[Outcome], str]
+SearcherFor = Callable[[list[Cell]], Any]
+
+
+def describe_cell(outcome: Outcome) -> str:
+    """`<cell id>: val <task> 91.2% ...`, the default progress line of a cell."""
+    cell = outcome.cell
+    scores = "  ".join(
+        f"{t} {outcome.metrics[f'val/acc/{t}'] * 100:.1f}%"
+        for t in cell.tasks
+        if f"val/acc/{t}" in outcome.metrics
+    )
+    return f"{cell.id}: val {scores}"
+
+
+class StageRunner:
+    """Runs the stages of one search on one output directory and results log."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        out: OutputDir,
+        log: ResultsLog,
+        *,
+        resources: Resources,
+        address: str | None = None,
+        retry_failed: bool = False,
+        echo: Echo = print,
+    ):
+        self.dataset, self.out, self.log = dataset, out, log
+        self.resources, self.address, self.retry_failed = resources, address, retry_failed
+        self.echo = echo
+        self.trained = 0
+        self.failed: list[str] = []
+        self._stack = ExitStack()
+        self._runner: CellRunner | None = None
+
+    def __enter__(self) -> StageRunner:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stack.close()
+
+    def _cell_runner(self) -> CellRunner:
+        if self._runner is None:
+            from .ray_session import ray_session
+
+            self._stack.enter_context(ray_session(self.address))
+            storage = self.out.path("ray") if self.out.local else f"{self.out.uri}/ray"
+            self._runner = CellRunner(self.dataset, self.resources, storage)
+        return self._runner
+
+    def run(
+        self,
+        label: str,
+        cells: Sequence[Cell],
+        *,
+        searcher_for: SearcherFor | None = None,
+        describe: Describe = describe_cell,
+    ) -> None:
+        """Train what is missing of `cells`: as a grid, or proposed by a searcher
+        (an Optuna study, for stages that are watched live)."""
+        done = self.log.finished()
+        todo = [
+            c for c in cells if c.id not in done or (self.retry_failed and done[c.id] == "failed")
+        ]
+        self.echo(
+            f"{label}: {len(cells)} cell(s), {len(cells) - len(todo)} already recorded,"
+            f" {len(todo)} to train"
+        )
+        if not todo:
+            return
+        runner = self._cell_runner()
+        name = label.split(":")[0]
+        width = len(str(len(todo)))
+        start = time.perf_counter()
+        # Ray pickles the callback that calls `record`: it must hold plain state only.
+        log, echo, failed, tally = self.log, self.echo, self.failed, [0]
+
+        def record(outcome: Outcome) -> None:
+            log.record(outcome)
+            tally[0] += 1
+            head = f"  [{name} {tally[0]:>{width}}/{len(todo)}]"
+            if outcome.status == "ok":
+                echo(f"{head} {describe(outcome)}  ({outcome.wall_s:.1f}s)")
+            else:
+                failed.append(outcome.cell.id)
+                echo(
+                    f"{head} FAILED {outcome.cell.id} after {outcome.attempts}"
+                    f" attempt(s): {outcome.error}"
+                )
+
+        tag = name.replace(" ", "")
+        if searcher_for is None:
+            runner.run(tag, todo, record)
+        else:
+            runner.search(tag, searcher_for(todo), len(todo), record)
+        self.trained += tally[0]
+        self.echo(f"  {name}: {tally[0]} cell(s) in {time.perf_counter() - start:.0f}s")
+        unfinished = [c.id for c in todo if c.id not in self.log.finished()]
+        if unfinished:
+            raise SearchInterrupted(
+                f"{len(unfinished)} cell(s) of {name} did not finish ({unfinished[0]}, ...);"
+                f" what finished is recorded in {self.out.location}"
+            )
