@@ -109,7 +109,7 @@ class AALConfig(TrainConfig):
         domain = self.check_training(data)
         task_specs(domain, self.main)
         adversary_domain = data.domain(self.adversary_domain) if self.adversary_domain else domain
-        for spec in task_specs(adversary_domain, self.adversaries):
+        for spec in task_specs(adversary_domain, self.adversaries, need_val=False):
             if self.adversary_loss != "reversal" and spec.num_classes != 2:
                 raise ConfigError(
                     f"adversary_loss={self.adversary_loss} needs binary adversaries, but"
@@ -252,7 +252,7 @@ def train(config: AALConfig, data: Dataset, ctx: RunContext) -> dict[str, float]
     trainer = Trainer(config, data, ctx)
     adv_view = trainer.view_of(config.adversary_domain) if config.adversary_domain else trainer.view
     main_specs = task_specs(trainer.domain, config.main)
-    adv_specs = task_specs(adv_view.domain, config.adversaries)
+    adv_specs = task_specs(adv_view.domain, config.adversaries, need_val=False)
     net = AdversarialNet(
         trainer.backbone,
         [trainer.head(s) for s in main_specs],

@@ -41,11 +41,6 @@ def meta(
     }
 
 
-def field_docs(cls: type) -> dict[str, str]:
-    """Each field's documentation string, for `--help` and error messages."""
-    return {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(cls)}
-
-
 def config_keys(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
@@ -136,6 +131,12 @@ def _coerce(value: Any, tp: Any, key: str, who: str) -> Any:
         if isinstance(value, bool):
             return value
         raise bad()
+    if tp in (int, float) and isinstance(value, str):
+        # YAML 1.1 reads `1e-4` (no dot) as a string; a number is what was meant
+        try:
+            value = float(value)
+        except ValueError:
+            raise bad() from None
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad()

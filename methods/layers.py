@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 
 class _ReverseGrad(torch.autograd.Function):
@@ -30,17 +29,3 @@ def grad_reverse(x: torch.Tensor, lam: float) -> torch.Tensor:
     """Identity forward, −λ × gradient backward."""
     out: torch.Tensor = _ReverseGrad.apply(x, lam)
     return out
-
-
-class GradientReversal(nn.Module):
-    """`grad_reverse` as a module with a settable λ (e.g. for a DANN schedule)."""
-
-    def __init__(self, lam: float = 1.0):
-        super().__init__()
-        self.lam = lam
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return grad_reverse(x, self.lam)
-
-    def extra_repr(self) -> str:
-        return f"lam={self.lam}"

@@ -64,7 +64,7 @@ class MTLConfig(TrainConfig):
     def check_data(self, data: Dataset) -> None:
         domain = self.check_training(data)
         for task, name in zip(self.tasks, self.domains_of_tasks(domain.name), strict=True):
-            task_specs(data.domain(name), [task])
+            task_specs(data.domain(name), [task], need_val=name == domain.name)
         if domain.name not in self.domains_of_tasks(domain.name):
             raise ConfigError(f"no task is trained on the domain '{domain.name}' itself")
 
@@ -91,13 +91,18 @@ def train_shared(
     data: Dataset,
     ctx: RunContext,
     domains: Sequence[str] = (),
+    trainer: Trainer | None = None,
 ) -> dict[str, float]:
-    """Sum of per-task losses over one shared backbone (eq. 2 / 8; eq. 1 for one task)."""
-    trainer = Trainer(config, data, ctx)
+    """Sum of per-task losses over one shared backbone (eq. 2 / 8; eq. 1 for one task).
+
+    `trainer`: continue from an existing one (a pre-trained backbone), else a new one.
+    """
+    trainer = trainer or Trainer(config, data, ctx)
     own = trainer.view.name
     views = [trainer.view_of(d or own) for d in (domains or [own] * len(names))]
     specs: list[TaskSpec] = [
-        task_specs(v.domain, [n])[0] for n, v in zip(names, views, strict=True)
+        task_specs(v.domain, [n], need_val=v.name == own)[0]
+        for n, v in zip(names, views, strict=True)
     ]
     heads = [trainer.head(s) for s in specs]
     params = [*trainer.backbone.parameters(), *(p for h in heads for p in h.parameters())]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .config import meta
+from .errors import ConfigError
 from .training import TrainConfig
 
 
@@ -48,3 +49,10 @@ def protocol_defaults() -> dict[str, Any]:
     `PLProtocol` itself sets."""
     base = PLProtocol()
     return {name: getattr(base, name) for name in PLProtocol.__annotations__}
+
+
+def require(config: Any, *keys: str) -> None:
+    """Each of `keys` must be set (the roles a method of the family cannot run without)."""
+    for key in keys:
+        if not getattr(config, key):
+            raise ConfigError(f"method needs {key}=<...> ({', '.join(keys)} must all be set)")

@@ -20,6 +20,13 @@ learning rate). Per outer step (Alg. 1 lines 3–16):
    (Goal 2, lines 14–16) a λ2-weighted SGD step of f_e alone on
    −mean f_d(f_e(C)) (eq. 25); λ1 = λ2 = 1.
 
+Choices the paper leaves open: Alg. 1 writes Goal 1's cross-entropy as a sum
+over the batch but Goal 2 and the critic as means (1/m); we default to the
+mean, as for every baseline under the same protocol, and offer the literal
+sum (`goal1_reduction="sum"`, m = 128 times larger Goal 1 gradients). The
+critic's features are computed with f_e in eval mode (see `critic_step`), and
+its Adam learning rate follows f_e's StepLR ("the same learning rate").
+
 An epoch is one pass over the target training set (so an outer step per n2
 target batches).
 
@@ -39,7 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -48,8 +55,8 @@ from torch import nn
 from .config import meta
 from .context import RunContext
 from .data import Dataset
-from .errors import ConfigError, DataError
-from .pl_protocol import PLProtocol
+from .errors import DataError
+from .pl_protocol import PLProtocol, require
 from .registry import register_method
 from .roles import GridRoles
 from .training import EvalHead, TaskSpec, Trainer, task_loss, task_specs
@@ -80,25 +87,28 @@ class PurifiedConfig(PLProtocol):
         default=False,
         metadata=meta("L2-normalise the features f_d sees (not in PL; bounds Goal 2)"),
     )
+    goal1_reduction: Literal["mean", "sum"] = field(
+        default="mean",
+        metadata=meta("Goal 1's cross-entropy over the batch: mean, or Alg. 1's literal sum"),
+    )
 
     def check(self) -> None:
-        for key in ("task", "irrelevant_domain", "irrelevant_label"):
-            if not getattr(self, key):
-                raise ConfigError(
-                    f"method needs {key}=<...> (the target task and the irrelevant set)"
-                )
+        require(self, "task", "irrelevant_domain", "irrelevant_label")
 
     def check_data(self, data: Dataset) -> None:
         task_specs(self.check_training(data), [self.task])
         irrelevant = data.domain(self.irrelevant_domain)
-        task_specs(irrelevant, [self.irrelevant_label])
-        if self.fixed_value >= 0:
-            col = irrelevant.column(self.irrelevant_label)[irrelevant.indices("train")]
-            if not np.any(col == self.fixed_value):
-                raise DataError(
-                    f"fixed_value={self.fixed_value}: no training sample of"
-                    f" '{self.irrelevant_domain}' has {self.irrelevant_label}={self.fixed_value}"
-                )
+        task_specs(irrelevant, [self.irrelevant_label], need_val=False)
+        labels = irrelevant.column(self.irrelevant_label)
+        value, rows_a, _ = fixed_and_random_rows(
+            labels, irrelevant.indices("train"), self.fixed_value
+        )
+        if len(rows_a) < 2:
+            raise DataError(
+                f"batch A needs training samples of '{self.irrelevant_domain}' with"
+                f" {self.irrelevant_label}={value}, and it has {len(rows_a)}; choose another"
+                " fixed_value"
+            )
 
     def roles(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return (self.task,), (self.irrelevant_label,)
@@ -165,9 +175,18 @@ class PurifiedSteps:
         return self.critic(feats)
 
     def critic_step(self, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
-        """Lines 5–6: ascent of f_d on mean f_d(f_e(B)) − mean f_d(f_e(A)), then the clip."""
+        """Lines 5–6: ascent of f_d on mean f_d(f_e(B)) − mean f_d(f_e(A)), then the clip.
+
+        f_e runs in eval mode here: in train mode its batch norm would re-centre the
+        single-colour batch A on its own statistics (hiding the colour offset f_d is
+        to detect) and feed the irrelevant batches into the running statistics the
+        target model is evaluated with.
+        """
+        was_training = self.extractor.training
+        self.extractor.eval()
         with torch.no_grad():  # line 5: the gradient is taken w.r.t. θ_d only
             fa, fb = self.extractor(xa), self.extractor(xb)
+        self.extractor.train(was_training)
         gap = self.score(fb).mean() - self.score(fa).mean()
         self.critic_opt.zero_grad(set_to_none=True)
         (-gap).backward()  # line 6: θ_d ← θ_d + α_1 Adam(g_d)
@@ -181,7 +200,10 @@ class PurifiedSteps:
     def goal1_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Lines 9–13: a λ1-weighted cross-entropy step of f_e and f_c (eq. 18)."""
         logits = self.classifier(self.extractor(x))
-        loss = self.config.lambda1 * task_loss(logits, y[:, self.spec.column], self.spec)
+        target = y[:, self.spec.column]
+        loss = self.config.lambda1 * task_loss(logits, target, self.spec)
+        if self.config.goal1_reduction == "sum":  # Alg. 1 lines 10–12: Σ over the batch
+            loss = loss * (target >= 0).sum()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -210,15 +232,8 @@ def purify(
     batches_b = irrelevant.forever(m, trainer.rng, rows=rows_b)
     critic = make_critic(trainer.backbone.out_dim).to(trainer.device)
     opt = trainer.optimizer([*trainer.backbone.parameters(), *head.parameters()])
-    steps = PurifiedSteps(
-        trainer.backbone,
-        head,
-        critic,
-        opt,
-        torch.optim.Adam(critic.parameters(), lr=config.critic_lr or config.lr),
-        config,
-        spec,
-    )
+    critic_opt = torch.optim.Adam(critic.parameters(), lr=config.critic_lr or config.lr)
+    steps = PurifiedSteps(trainer.backbone, head, critic, opt, critic_opt, config, spec)
 
     def train_epoch() -> dict[str, float]:
         sums = torch.zeros(3, device=trainer.device)
@@ -244,7 +259,8 @@ def purify(
         train_epoch,
         [EvalHead(spec, head)],
         groups=[([spec.name], [])],
-        schedulers=[trainer.scheduler(opt)],
+        # f_d keeps "the same learning rate" as f_e (PL §Setup), schedule included
+        schedulers=[trainer.scheduler(opt), trainer.scheduler(critic_opt)],
     )
     final["train/fixed_value"] = float(value)
     return final

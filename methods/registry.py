@@ -62,13 +62,3 @@ def get_method(name: str) -> MethodSpec:
 
 def list_methods(pattern: str = "*") -> list[str]:
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
-
-
-def registry_snapshot() -> dict[str, MethodSpec]:
-    """A copy of the registry, for tests that must restore it."""
-    return dict(_REGISTRY)
-
-
-def restore_registry(snapshot: dict[str, MethodSpec]) -> None:
-    _REGISTRY.clear()
-    _REGISTRY.update(snapshot)

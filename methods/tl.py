@@ -20,19 +20,11 @@ from torch import nn
 from .config import meta
 from .context import RunContext
 from .data import Dataset
-from .errors import ConfigError
-from .pl_protocol import PLProtocol
+from .mtl import train_shared
+from .pl_protocol import PLProtocol, require
 from .registry import register_method
 from .roles import GridRoles
-from .training import (
-    DomainView,
-    EvalHead,
-    TaskSpec,
-    Trainer,
-    ensure_finite,
-    task_loss,
-    task_specs,
-)
+from .training import DomainView, TaskSpec, Trainer, ensure_finite, task_loss, task_specs
 
 
 @dataclass(frozen=True)
@@ -49,15 +41,11 @@ class TLConfig(PLProtocol):
     )
 
     def check(self) -> None:
-        for key in ("task", "irrelevant_domain", "irrelevant_label"):
-            if not getattr(self, key):
-                raise ConfigError(
-                    f"method needs {key}=<...> (the target task and the irrelevant set)"
-                )
+        require(self, "task", "irrelevant_domain", "irrelevant_label")
 
     def check_data(self, data: Dataset) -> None:
         task_specs(self.check_training(data), [self.task])
-        task_specs(data.domain(self.irrelevant_domain), [self.irrelevant_label])
+        task_specs(data.domain(self.irrelevant_domain), [self.irrelevant_label], need_val=False)
 
     def roles(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return (self.task,), (self.irrelevant_label,)
@@ -102,29 +90,10 @@ def pretrain(
 def train(config: TLConfig, data: Dataset, ctx: RunContext) -> dict[str, float]:
     trainer = Trainer(config, data, ctx)
     irrelevant = trainer.view_of(config.irrelevant_domain)
-    (pre_spec,) = task_specs(irrelevant.domain, [config.irrelevant_label])
+    (pre_spec,) = task_specs(irrelevant.domain, [config.irrelevant_label], need_val=False)
     _, pre_loss = pretrain(trainer, irrelevant, pre_spec, config.pretrain_epochs)
-    (spec,) = task_specs(trainer.domain, [config.task])
-    head = trainer.head(spec)
-    opt = trainer.optimizer([*trainer.backbone.parameters(), *head.parameters()])
-
-    def train_epoch() -> dict[str, float]:
-        total, batches = torch.zeros((), device=trainer.device), 0
-        for x, y in trainer.batches():
-            loss = task_loss(head(trainer.backbone(x)), y[:, spec.column], spec)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach()
-            batches += 1
-        parts = {"loss": float(total) / batches}
-        if config.pretrain_epochs:
-            parts["pretrain_loss"] = pre_loss
-        return parts
-
-    return trainer.run(
-        train_epoch,
-        [EvalHead(spec, head)],
-        groups=[([config.task], [])],
-        schedulers=[trainer.scheduler(opt)],
-    )
+    # fine-tune the pre-trained backbone with a new classifier, as Goal 1 alone
+    final = train_shared(config, (config.task,), data, ctx, trainer=trainer)
+    if config.pretrain_epochs:
+        final["train/pretrain_loss"] = pre_loss
+    return final

@@ -42,7 +42,7 @@ class TLPurifiedConfig(PurifiedConfig):
 
     def check_data(self, data: Dataset) -> None:
         super().check_data(data)
-        task_specs(data.domain(self.relevant_domain), [self.relevant_label])
+        task_specs(data.domain(self.relevant_domain), [self.relevant_label], need_val=False)
 
     @staticmethod
     def for_grid(roles: GridRoles, train: str, tests: Sequence[str]) -> dict[str, Any]:
@@ -57,7 +57,7 @@ class TLPurifiedConfig(PurifiedConfig):
 def train(config: TLPurifiedConfig, data: Dataset, ctx: RunContext) -> dict[str, float]:
     trainer = Trainer(config, data, ctx)
     relevant = trainer.view_of(config.relevant_domain)
-    (pre_spec,) = task_specs(relevant.domain, [config.relevant_label])
+    (pre_spec,) = task_specs(relevant.domain, [config.relevant_label], need_val=False)
     (spec,) = task_specs(trainer.domain, [config.task])
     head, pre_loss = pretrain(trainer, relevant, pre_spec, config.pretrain_epochs)
     if pre_spec.out_features != spec.out_features:

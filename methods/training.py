@@ -84,7 +84,7 @@ class TrainConfig:
         default=0,
         metadata=meta(
             "report the explained-variance ratio of this many principal components"
-            " of the test features (0: off)",
+            " of the final model's test features (0: off)",
             min=0,
         ),
     )
@@ -121,14 +121,19 @@ class TaskSpec:
         return 1 if self.num_classes == 2 else self.num_classes
 
 
-def task_specs(domain: Domain, names: Sequence[str]) -> list[TaskSpec]:
+def task_specs(domain: Domain, names: Sequence[str], *, need_val: bool = True) -> list[TaskSpec]:
+    """The class-label columns `names` of `domain`, each with labelled training samples
+    (and validation samples, unless `need_val=False`: an auxiliary set's label)."""
+    splits = ("train", "val") if need_val else ("train",)
     specs = []
     for name in names:
         col = domain.column_index(name)
         specs.append(TaskSpec(name, col, domain.num_classes(name)))
-        labelled = domain.labels[domain.indices("train"), col] >= 0
-        if not labelled.any():
-            raise DataError(f"attribute '{name}' has no labelled training sample")
+        for split in splits:
+            if not (domain.labels[domain.indices(split), col] >= 0).any():
+                raise DataError(
+                    f"attribute '{name}' has no labelled {split} sample in domain '{domain.name}'"
+                )
     return specs
 
 
@@ -350,14 +355,16 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, heads: Sequence[EvalHead], split: str) -> dict[str, float]:
-        """Accuracy and mean loss of every head on `split` of its own domain."""
+        """Accuracy and mean loss of every head on `split` of its own domain; a head of
+        another domain reports under `<split>@<domain>/...`."""
         out: dict[str, float] = {}
         by_view: dict[str, list[EvalHead]] = {}
         for h in heads:
             by_view.setdefault((h.view or self.view).name, []).append(h)
         for name, group in by_view.items():
             view = self._views[name]
-            out.update(self._score(view, view.rows[split], split, group))
+            key = split if view is self.view else f"{split}@{name}"
+            out.update(self._score(view, view.rows[split], key, group))
         return out
 
     @torch.no_grad()
@@ -496,12 +503,13 @@ def _add_means(metrics: dict[str, float], tasks: Sequence[str]) -> None:
 
 
 def _update(sel: _Selection, metrics: dict[str, float], epoch: int, last_only: bool) -> None:
-    accs = [metrics[f"val/acc/{t}"] for t in sel.tasks]
-    losses = [metrics[f"val/loss/{t}"] for t in sel.tasks]
-    key = (float(np.mean(accs)), -float(np.mean(losses)), -epoch)
-    if not last_only and sel.best is not None and key <= sel.best:
-        return
-    sel.best = key
+    if not last_only:
+        accs = [metrics[f"val/acc/{t}"] for t in sel.tasks]
+        losses = [metrics[f"val/loss/{t}"] for t in sel.tasks]
+        key = (float(np.mean(accs)), -float(np.mean(losses)), -epoch)
+        if sel.best is not None and key <= sel.best:
+            return
+        sel.best = key
     wanted = {*sel.tasks, *sel.carried}
     keep = {}
     for k, v in metrics.items():

@@ -50,6 +50,16 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be ≥ 0 (seeds are non-negative)")
+    return v
+
+
 def _nonneg_float(text: str) -> float:
     try:
         v = float(text)
@@ -137,7 +147,7 @@ def _add_pairs_flags(p: argparse.ArgumentParser) -> None:
         metavar="K",
         help="seeds per cell; with K ≥ 2 cells hold mean and std",
     )
-    g.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    g.add_argument("--seed", type=_seed, default=0, help="first seed (default 0)")
     g.add_argument(
         "--adversaries",
         choices=("worst", "all"),
@@ -232,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="seeds per trial, trained in turn; the score is their mean",
     )
-    g.add_argument("--seed", type=int, default=0, help="first seed; also seeds TPE")
+    g.add_argument("--seed", type=_seed, default=0, help="first seed; also seeds TPE")
     _add_ray_flags(p)
     p.add_argument(
         "--out",
@@ -268,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a task-relevant set to pre-train on (tl_purified)",
     )
     g.add_argument("--seeds", type=int, default=1, metavar="K")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=_seed, default=0)
     g.add_argument(
         "--include-self",
         action="store_true",
@@ -301,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True, help="a registered method (stl, mtl, aal, ...)")
     _add_data_flags(p)
     _add_method_flags(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
@@ -502,18 +512,33 @@ def _grid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise UserInputError(
+            f"--device {device} is not a torch device; use cpu or cuda[:N]"
+        ) from None
+    if parsed.type == "cpu":
+        return
+    if parsed.type != "cuda":
+        raise UserInputError(f"--device {device}: only cpu and cuda[:N] are supported")
+    count = torch.cuda.device_count()
+    if count == 0 or (parsed.index is not None and parsed.index >= count):
+        raise UserInputError(
+            f"--device {device}: this machine has {count} CUDA GPU(s); use --device cpu"
+            + (f" or cuda:0..cuda:{count - 1}" if count else "")
+        )
+
+
 def _run(args: argparse.Namespace) -> int:
     from methods import RunContext, get_method
 
     from .inputs import method_overrides, resolve_dataset
 
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UserInputError(
-                f"--device {args.device}: no CUDA GPU is visible; use --device cpu"
-            )
+    _check_device(args.device)
     spec = get_method(args.method)
     config = spec.make_config(method_overrides(args.config, args.set))
     dataset = resolve_dataset(args.dataset, args.data)

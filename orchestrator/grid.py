@@ -18,7 +18,6 @@ seeds) and, with `--pca`, pca.parquet and pca.png (the paper's Figure 2).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -333,8 +332,7 @@ def run_grid(
     from .tables import pca_png, write_table
 
     resources = resources or Resources()
-    if not (address or os.environ.get("RAY_ADDRESS")):
-        resources.check_fits_this_machine()
+    resources.check_for(address)
     out = OutputDir(out_location)
     out.ensure_writable()
     with exclusive(out):

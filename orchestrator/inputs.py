@@ -21,10 +21,18 @@ from .errors import UserInputError
 
 
 def parse_value(text: str) -> Any:
+    """A `--set` value read as YAML (`3`, `0.1`, `[a, b]`, `true`); `1e-4`, which YAML
+    1.1 leaves a string, is a number."""
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, str):
+        try:
+            return float(value) if value.strip().lower() not in ("nan", "inf", "-inf") else value
+        except ValueError:
+            return value
+    return value
 
 
 def parse_dataset_spec(spec: str) -> tuple[str, dict[str, Any]]:

@@ -9,10 +9,8 @@ finishes; a rerun with the same --out trains only the cells still missing.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -32,9 +30,9 @@ from .pair_analysis import (
 from .pairs_plan import PairsSettings, seed_values, stage1_cells, stage3_cells
 from .results import RESULTS_FILE, ResultsLog
 from .runner import Resources
-from .stages import StageRunner
+from .stages import StageRunner, val_scores
 from .storage import OutputDir
-from .study import STORAGE_FILE, exclusive, open_storage, storage_url
+from .study import STORAGE_FILE, default_study_name, exclusive, open_storage, storage_url
 from .tables import (
     HEATMAP_FILE,
     PAIR_MATRIX_FILE,
@@ -77,12 +75,7 @@ def _describe(outcome: Outcome) -> str:
     what = f"{cell.stage:<11} {'+'.join(cell.tasks)}"
     if cell.aux:
         what += f" vs {'+'.join(cell.aux)} λ={cell.params.get('lam'):g}"
-    scores = "  ".join(
-        f"{t} {outcome.metrics[f'val/acc/{t}'] * 100:.1f}%"
-        for t in cell.tasks
-        if f"val/acc/{t}" in outcome.metrics
-    )
-    return f"{what} seed {cell.seed}: val {scores}"
+    return f"{what} seed {cell.seed}: val {val_scores(outcome)}"
 
 
 @dataclass
@@ -92,7 +85,7 @@ class LambdaStudy:
 
     settings: PairsSettings
     dataset: str
-    url: str
+    storage: Any  # an Optuna RDBStorage
     name: str
 
     def searcher(self, todo: list[Cell]) -> Any:
@@ -122,7 +115,7 @@ class LambdaStudy:
             space=space,
             metric="val/mean_acc",
             mode="max",
-            storage=open_storage(self.url),
+            storage=self.storage,
             study_name=self.name,
             make_cell=cell_of,
             user_attrs={"method": "aal", "dataset": self.dataset, "search": "pairs stage 3"},
@@ -143,13 +136,18 @@ def run_pairs(
 ) -> PairsResult:
     """Run (or resume) the three stages; return the matrices and the summary."""
     resources = resources or Resources()
-    if not (address or os.environ.get("RAY_ADDRESS")):
-        resources.check_fits_this_machine()
+    resources.check_for(address)
     out = OutputDir(out_location)
     study_url = storage_url(out, storage)
+    rdb = open_storage(study_url) if storage else None  # reach a database before writing
+    identity = {**settings.identity(dataset), "storage": storage or "inside --out"}
+    study_name = default_study_name("aal-lambda", identity, shared=bool(storage))
     out.ensure_writable()
     with exclusive(out):
-        resumed = manifest.claim(out, settings.identity(dataset), settings.describe())
+        resumed = manifest.claim(out, identity, settings.describe())
+        lambda_study = LambdaStudy(
+            settings, dataset.name, rdb or open_storage(study_url), study_name
+        )
         log = ResultsLog(out, search="pairs", dataset=dataset.name)
         with StageRunner(
             dataset,
@@ -160,7 +158,7 @@ def run_pairs(
             retry_failed=retry_failed,
             echo=echo,
         ) as stages:
-            result = _run_stages(dataset, settings, out, log, stages, study_url, storage, echo)
+            result = _run_stages(dataset, settings, out, log, stages, lambda_study, echo)
     result.resumed = resumed
     return result
 
@@ -171,8 +169,7 @@ def _run_stages(
     out: OutputDir,
     log: ResultsLog,
     stages: StageRunner,
-    study_url: str,
-    storage: str | None,
+    lambda_study: LambdaStudy,
     echo: Echo,
 ) -> PairsResult:
     stage1 = stage1_cells(settings)
@@ -194,12 +191,6 @@ def _run_stages(
         + (", ".join(f"{a}~{'+'.join(partners[a].partners)}" for a in with_partner) or "none")
     )
     stage3 = stage3_cells(settings, partners)
-    lambda_study = LambdaStudy(
-        settings,
-        dataset.name,
-        study_url,
-        "aal-lambda" if storage is None else f"{Path(out.root).name}-aal-lambda",
-    )
     # the same machinery as `auxsearch sweep`: an Optuna study, watched live
     stages.run(
         "stage 3: adversarial runs over λ",

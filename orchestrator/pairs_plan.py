@@ -17,7 +17,7 @@ from typing import Any
 from methods import get_method
 from methods.config import config_to_dict
 from methods.data import Dataset
-from methods.training import TrainConfig
+from methods.training import TrainConfig, task_specs
 
 from .cells import Cell
 from .errors import ConfigError, UserInputError
@@ -107,8 +107,7 @@ def resolve_settings(
     if len(set(attributes)) != len(attributes):
         dup = next(a for a in attributes if attributes.count(a) > 1)
         raise UserInputError(f"--attributes names '{dup}' twice")
-    for a in attributes:
-        domain.num_classes(a)  # unknown name or continuous labels → DataError
+    task_specs(domain, attributes)  # unknown name, continuous labels, no train/val labels
 
     lambdas = tuple(default_lambdas() if lambdas is None else lambdas)
     if not lambdas:

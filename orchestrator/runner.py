@@ -48,6 +48,13 @@ class Resources:
     max_concurrent: int = 0  # 0: as many as the resources allow
     max_failures: int = 1  # retries of a trial that raises or diverges
 
+    def check_for(self, address: str | None) -> None:
+        """Before a search: trials must fit the machine when Ray runs locally."""
+        import os
+
+        if not (address or os.environ.get("RAY_ADDRESS")):
+            self.check_fits_this_machine()
+
     def check_fits_this_machine(self) -> None:
         """For a local Ray: a trial asking more than the machine has would wait forever.
 

@@ -50,6 +50,10 @@ class OutputDir:
     def path(self, name: str) -> str:
         return f"{self.root}/{name}"
 
+    def ray_storage(self) -> str:
+        """Where Ray Tune keeps its experiments: `ray/` inside this location."""
+        return self.path("ray") if self.local else f"{self.uri}/ray"
+
     def exists(self, name: str) -> bool:
         return self.fs.get_file_info(self.path(name)).type != pafs.FileType.NotFound
 

@@ -11,6 +11,8 @@ out again (same number, same parameters) instead of being lost or duplicated.
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +40,15 @@ def storage_url(out: OutputDir, url: str | None) -> str:
             " pass --storage with a database URL (e.g. postgresql://...)"
         )
     return f"sqlite:///{out.path(STORAGE_FILE)}"
+
+
+def default_study_name(base: str, identity: dict[str, Any], *, shared: bool) -> str:
+    """`base` for a study in the search's own storage file; in a shared database,
+    `base-<digest of the search>`, so two searches never meet in one study."""
+    if not shared:
+        return base
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{base}-{digest}"
 
 
 def open_storage(url: str) -> Any:

@@ -18,10 +18,9 @@ checkpoint; the study does not forget.)
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from methods import get_method
@@ -35,7 +34,7 @@ from .results import RESULTS_FILE, ResultsLog
 from .runner import CellRunner, Resources
 from .spaces import SearchSpace
 from .storage import OutputDir
-from .study import STORAGE_FILE, exclusive, open_storage, storage_url
+from .study import STORAGE_FILE, default_study_name, exclusive, open_storage, storage_url
 
 Echo = Callable[[str], None]
 DEFAULT_METRIC = "val/mean_acc"
@@ -133,7 +132,7 @@ def resolve_sweep(
         config.check_data(dataset)
     tasks, aux = config.roles()
     metric = metric or DEFAULT_METRIC
-    _check_metric(metric, tuple(tasks), tuple(aux))
+    _check_metric(metric, mode, tuple(tasks), tuple(aux))
     epochs = space.params.get("epochs")
     max_epochs = int(max(epochs.values)) if epochs else int(config.epochs)
     domain = dataset.domain(str(config_to_dict(config).get("domain", ""))).name
@@ -148,7 +147,7 @@ def resolve_sweep(
         grace_period=grace_period,
         seeds=seeds,
         seed=seed,
-        study=study or f"{method}-sweep",
+        study=study,
         domain=domain,
         tasks=tuple(tasks),
         aux=tuple(aux),
@@ -162,17 +161,21 @@ def _corners(space: SearchSpace) -> list[dict[str, Any]]:
     return [low, high] if high != low else [low]
 
 
-def _check_metric(metric: str, tasks: tuple[str, ...], aux: tuple[str, ...]) -> None:
-    allowed = ["val/mean_acc", "test/mean_acc", "train/loss"]
-    allowed += [f"{s}/{k}/{t}" for s in ("val", "test") for k in ("acc", "loss") for t in tasks]
-    allowed += [
-        f"{s}/{k}/{t}" for s in ("val", "test") for k in ("adv_acc", "adv_loss") for t in aux
-    ]
+def _check_metric(metric: str, mode: str, tasks: tuple[str, ...], aux: tuple[str, ...]) -> None:
+    """The objective must be a validation metric the runs report: a sweep never
+    chooses or prunes on test data."""
+    allowed = ["val/mean_acc"]
+    allowed += [f"val/{k}/{t}" for k in ("acc", "loss") for t in tasks]
+    allowed += [f"val/{k}/{t}" for k in ("adv_acc", "adv_loss") for t in aux]
     if metric not in allowed:
+        why = "a sweep selects on validation data only; " if metric.startswith("test") else ""
         raise UserInputError(
-            f"--metric {metric} is not reported by this sweep's runs; choose one of"
-            f" {', '.join(allowed[:8])}{', ...' if len(allowed) > 8 else ''}"
+            f"--metric {metric} cannot be the objective; {why}choose one of {', '.join(allowed)}"
         )
+    if "loss" in metric.split("/")[1] and mode != "min":
+        raise UserInputError(f"--metric {metric} is a loss; pass --mode min")
+    if "acc" in metric.split("/")[1] and mode != "max":
+        raise UserInputError(f"--metric {metric} is an accuracy; pass --mode max")
 
 
 @dataclass
@@ -226,14 +229,24 @@ def run_sweep(
     from .searcher import CellSearch, ReplayASHA
 
     resources = resources or Resources()
-    if not (address or os.environ.get("RAY_ADDRESS")):
-        resources.check_fits_this_machine()
+    resources.check_for(address)
     out = OutputDir(out_location)
     url = storage_url(out, storage)
+    if storage:  # a database elsewhere: reach it before anything is written
+        rdb = open_storage(url)
+    if not settings.study:
+        settings = replace(
+            settings,
+            study=default_study_name(
+                f"{settings.method}-sweep", settings.identity(dataset), shared=bool(storage)
+            ),
+        )
     out.ensure_writable()
     with exclusive(out):
-        manifest.claim(out, settings.identity(dataset), {"trials": settings.trials, "storage": url})
-        rdb = open_storage(url)
+        identity = {**settings.identity(dataset), "storage": storage or "inside --out"}
+        manifest.claim(out, identity, {"trials": settings.trials, "storage": url})
+        if not storage:  # the SQLite file inside --out, created now that --out is ours
+            rdb = open_storage(url)
         direction: Literal["maximize", "minimize"] = (
             "maximize" if settings.mode == "max" else "minimize"
         )
@@ -293,9 +306,7 @@ def run_sweep(
 
             start = time.perf_counter()
             with ray_session(address):
-                runner = CellRunner(
-                    dataset, resources, out.path("ray") if out.local else f"{out.uri}/ray"
-                )
+                runner = CellRunner(dataset, resources, out.ray_storage())
                 runner.search("sweep", searcher, remaining, record, scheduler)
             echo(f"  sweep: {trained} trial(s) in {time.perf_counter() - start:.0f}s")
             left = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))

@@ -22,9 +22,9 @@ def tiny_shapes() -> Dataset:
     return load_dataset("shapes", TINY_SHAPES)
 
 
-# Five domains (target, irrelevant, plain, coloured, blended), kept small.
+# Six domains (target, irrelevant, relevant, plain, coloured, blended), kept small.
 TINY_DIGITS = {"n_target": 80, "irrelevant_copies": 1}
-DIGIT_ROLES = GridRoles("digit", "irrelevant", "bg", "plain", "digit")
+DIGIT_ROLES = GridRoles("digit", "irrelevant", "bg", "relevant", "digit")
 
 
 @pytest.fixture(scope="session")

@@ -11,15 +11,18 @@ Every image is 32×32 RGB (the paper's digit resolution), upscaled from the
     irrelevant  a large set (`irrelevant_copies` renderings of its own base digits)
                 on uniformly random background colours, labelled only by `bg`
                 (`digit` is −1): the task-irrelevant set
+    relevant    the irrelevant set's base digits once more, white on black and
+                labelled by `digit`: a task-relevant set to pre-train on (PL
+                appendix A), disjoint from every test digit
     plain       white digits on black (MNIST-like)
     coloured    white digits on uniformly random background colours
     blended     digits blended over patches of scikit-learn's two sample photos
                 (|patch − digit|, the MNIST-M construction of Ganin et al.)
 
-The base images are split three ways with no overlap: target, irrelevant, and
-an evaluation pool that `plain`, `coloured` and `blended` render alike, with
-the same train/val/test assignment per base image, so training on one of them
-and testing on another never tests on a trained digit.
+The base images are split three ways with no overlap: target, irrelevant (and
+relevant), and an evaluation pool that `plain`, `coloured` and `blended` render
+alike, with the same train/val/test assignment per base image, so training on
+one of them and testing on another never tests on a trained digit.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ PALETTE = np.array(
     [(200, 30, 30), (30, 150, 40), (30, 60, 200), (170, 140, 20), (150, 40, 170), (20, 140, 150)],
     dtype=np.float32,
 )
-_VERSION = 1
+_VERSION = 2
 
 
 def make_digit_domains(
@@ -56,6 +59,8 @@ def make_digit_domains(
         raise DataError(
             f"digit_domains: irrelevant_copies={irrelevant_copies!r} must be in [1, 20]"
         )
+    if not isinstance(seed, int) or seed < 0:
+        raise DataError(f"digit_domains: seed={seed!r} must be a non-negative integer")
     rng = np.random.default_rng(seed)
     bunch = load_digits()
     strokes = _upscale(bunch.images / 16.0)  # (N, 32, 32) in [0, 1]
@@ -87,6 +92,13 @@ def make_digit_domains(
         colours,
         seeded_split(len(base), (0.8, 0.1, 0.1), seed + 1),
     )
+    domains["relevant"] = _domain(
+        "relevant",
+        _plain(strokes[pool_i], rng),
+        digits[pool_i],
+        np.full(len(pool_i), -1),
+        seeded_split(len(pool_i), (0.8, 0.1, 0.1), seed + 3),
+    )
     # evaluation domains: one split of the pool, three renderings
     split = seeded_split(len(pool_e), (0.6, 0.2, 0.2), seed + 2)
     e = strokes[pool_e]
@@ -110,15 +122,16 @@ def make_digit_domains(
         domains=domains,
         fingerprint=f"digit_domains-v{_VERSION}:{json.dumps(params, sort_keys=True)}",
         description=(
-            f"scikit-learn digits as 5 domains (32x32 RGB): target {len(pool_t)},"
-            f" irrelevant {len(base)}, plain/coloured/blended {len(pool_e)} each"
+            f"scikit-learn digits as 6 domains (32x32 RGB): target {len(pool_t)},"
+            f" irrelevant {len(base)}, relevant {len(pool_i)},"
+            f" plain/coloured/blended {len(pool_e)} each"
         ),
         params={
             **params,
             "grid_defaults": {
                 "task": "digit",
                 "irrelevant": "irrelevant:bg",
-                "relevant": "plain:digit",
+                "relevant": "relevant:digit",
                 "train": ["target"],
                 "test": ["plain", "coloured", "blended"],
             },

@@ -68,6 +68,8 @@ def make_shapes(
         raise DataError(f"shapes: n={n!r} is too small; use an integer ≥ 30")
     if not isinstance(image_size, int) or not 16 <= image_size <= 256:
         raise DataError(f"shapes: image_size={image_size!r} must be an integer in [16, 256]")
+    if not isinstance(seed, int) or seed < 0:
+        raise DataError(f"shapes: seed={seed!r} must be a non-negative integer")
     if not -0.99 <= float(correlation) <= 0.99:
         raise DataError(f"shapes: correlation={correlation!r} must be in [-0.99, 0.99]")
 

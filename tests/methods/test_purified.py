@@ -119,3 +119,33 @@ def test_kernel_reports_the_paper_parts(tiny_digits: Dataset) -> None:
     bg = irrelevant.column("bg")[irrelevant.indices("train")]
     values, counts = np.unique(bg, return_counts=True)
     assert final["train/fixed_value"] == values[np.argmax(counts)]  # the most frequent
+
+
+def test_critic_step_leaves_batch_norm_statistics_alone() -> None:
+    """The irrelevant batches must not shift the running statistics the target model
+    is evaluated with, nor be normalised by their own (single-colour) statistics."""
+    torch.manual_seed(0)
+    extractor = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8))
+    critic = make_critic(8)
+    config = PurifiedConfig(task="digit", irrelevant_domain="i", irrelevant_label="bg")
+    steps = PurifiedSteps(
+        extractor,
+        nn.Linear(8, 10),
+        critic,
+        torch.optim.SGD(extractor.parameters(), lr=0.1),
+        torch.optim.Adam(critic.parameters()),
+        config,
+        SPEC,
+    )
+    extractor.train()
+    stats = extractor[1].running_mean.clone()
+    steps.critic_step(_batch(1) + 5.0, _batch(2))
+    assert torch.equal(extractor[1].running_mean, stats)
+    assert extractor.training  # back in train mode for the target steps
+
+
+def test_goal1_sum_is_alg1s_literal_reading() -> None:
+    x, y = _batch(6), torch.randint(0, 10, (32, 1)).float()
+    mean = _steps().goal1_step(x, y)
+    total = _steps(goal1_reduction="sum").goal1_step(x, y)
+    assert torch.allclose(total, mean * 32)

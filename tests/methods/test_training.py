@@ -85,7 +85,8 @@ def test_principal_components(tiny_digits: Dataset) -> None:
 def test_mtl_draws_the_irrelevant_task_from_its_own_domain(tiny_digits: Dataset) -> None:
     final, history = _run(tiny_digits, "mtl")
     assert {"train/loss/digit", "train/loss/bg"} <= set(history[0])
-    assert "val/acc/bg" in final  # scored on the irrelevant set's own val split
+    # scored on the irrelevant set's own val split, and labelled so
+    assert "val@irrelevant/acc/bg" in final and "val/acc/bg" not in final
     assert final["val/mean_acc"] == final["val/acc/digit"]  # the auxiliary task is not in it
 
 
@@ -101,3 +102,30 @@ def test_transfer_learning_pretrains_first(tiny_digits: Dataset) -> None:
     assert math.isfinite(final["train/pretrain_loss"])
     skipped, _ = _run(tiny_digits, "tl", pretrain_epochs=0)
     assert math.isnan(skipped.get("train/pretrain_loss", math.nan))
+
+
+def test_pretraining_moves_the_backbone_down_the_irrelevant_loss(tiny_digits: Dataset) -> None:
+    from methods.tl import pretrain
+    from methods.training import task_specs
+
+    trainer = _trainer(tiny_digits, lr=1e-3)
+    view = trainer.view_of("irrelevant")
+    (spec,) = task_specs(view.domain, ["bg"], need_val=False)
+    before = [p.clone() for p in trainer.backbone.parameters()]
+    _, first = pretrain(trainer, view, spec, 1)
+    _, later = pretrain(trainer, view, spec, 3)
+    assert later < first
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.backbone.parameters()))
+
+
+def test_a_task_without_validation_labels_is_refused() -> None:
+    from methods.data import Domain
+    from methods.errors import DataError
+    from methods.training import task_specs
+
+    labels = np.array([[0], [1], [-1], [-1]], dtype=np.float32)
+    split = np.array(["train", "train", "val", "val"])
+    domain = Domain("d", np.zeros((4, 3), np.float32), labels, ("y",), split)
+    with pytest.raises(DataError, match="'y' has no labelled val sample in domain 'd'"):
+        task_specs(domain, ["y"])
+    assert task_specs(domain, ["y"], need_val=False)[0].num_classes == 2

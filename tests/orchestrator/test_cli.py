@@ -37,6 +37,8 @@ def _pairs(tmp_path: Path, *extra: str) -> list[str]:
         (["--gpus-per-trial", "-1"], "argument --gpus-per-trial: -1 must be ≥ 0"),
         (["--max-failures", "-1"], "--max-failures -1 is not allowed"),
         (["--cpus-per-trial", "64"], "--cpus-per-trial 64 exceeds the"),
+        (["--seed", "-1"], "argument --seed: -1 must be ≥ 0"),
+        (["--dataset", "shapes:seed=-1"], "seed=-1 must be a non-negative integer"),
         (
             ["--dataset", "mnist"],
             "unknown dataset 'mnist'; built-in datasets: digit_domains, digits, shapes",
@@ -171,7 +173,9 @@ def _sweep(tmp_path: Path, *extra: str) -> list[str]:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--metric", "val/acc/blue"], "--metric val/acc/blue is not reported by this sweep"),
+        (["--metric", "val/acc/blue"], "--metric val/acc/blue cannot be the objective"),
+        (["--metric", "test/mean_acc"], "a sweep selects on validation data only"),
+        (["--metric", "val/loss/red"], "is a loss; pass --mode min"),
         (["--set", "lam=0.3"], "'lam' is searched by"),
         (["--trials", "0"], "--trials 0 is not allowed"),
         (["--space", "nope.yaml"], "search space nope.yaml does not exist"),

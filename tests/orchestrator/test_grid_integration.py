@@ -81,3 +81,46 @@ def test_grid_end_to_end(
     assert main([*ARGS, "--out", str(out)]) == 0
     assert "6 cell(s), 6 already recorded, 0 to train" in capsys.readouterr().out
     assert (out / "results.parquet").read_bytes() == before
+
+
+def test_grid_on_a_users_npz(ray_local: None, tmp_path: Path, tiny_digits, capsys) -> None:
+    """A multi-domain .npz (domain column) with no grid defaults: roles given as flags."""
+    import numpy as np
+
+    names = ["target", "irrelevant", "coloured"]
+    doms = [tiny_digits.domain(n) for n in names]
+    path = tmp_path / "mine.npz"
+    np.savez(
+        path,
+        inputs=np.concatenate([d.inputs for d in doms]),
+        labels=np.concatenate([d.labels for d in doms]).astype(np.int64),
+        label_names=np.array(["number", "colour"]),
+        split=np.concatenate([d.split for d in doms]),
+        domain=np.concatenate([np.full(len(d), n) for d, n in zip(doms, names)]),
+    )
+    base = [
+        "grid",
+        "--data",
+        str(path),
+        "--methods",
+        "goal1,purified",
+        "--train",
+        "target",
+        "--test",
+        "coloured",
+        "--backbones",
+        "small_cnn",
+        "--set",
+        "epochs=1",
+    ]
+    out = tmp_path / "out"
+    assert main([*base, "--irrelevant", "irrelevant:colour", "--out", str(out)]) == 2
+    assert "no target task; pass --task LABEL" in capsys.readouterr().err
+    assert not out.exists()
+    assert (
+        main([*base, "--task", "number", "--irrelevant", "irrelevant:colour", "--out", str(out)])
+        == 0
+    )
+    matrix = {r["method"]: r for r in pq.read_table(out / "grid_matrix.parquet").to_pylist()}
+    assert set(matrix) == {"goal1", "purified"}
+    assert all(0.0 <= matrix[m]["coloured"] <= 1.0 for m in matrix)

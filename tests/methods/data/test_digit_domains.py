@@ -8,7 +8,14 @@ from methods.data.digit_domains import PALETTE
 
 
 def test_domains_shapes_and_labels(tiny_digits: Dataset) -> None:
-    assert list(tiny_digits.domains) == ["target", "irrelevant", "plain", "coloured", "blended"]
+    assert list(tiny_digits.domains) == [
+        "target",
+        "irrelevant",
+        "relevant",
+        "plain",
+        "coloured",
+        "blended",
+    ]
     for domain in tiny_digits.domains.values():
         assert domain.inputs.shape[1:] == (32, 32, 3) and domain.inputs.dtype == np.uint8
         assert domain.label_names == ("digit", "bg")
@@ -16,8 +23,9 @@ def test_domains_shapes_and_labels(tiny_digits: Dataset) -> None:
     irrelevant = tiny_digits.domain("irrelevant")
     assert np.all(irrelevant.column("digit") == -1)  # labelled only by background colour
     assert set(np.unique(irrelevant.column("bg"))) == set(range(len(PALETTE)))
-    for name in ("plain", "blended"):
+    for name in ("plain", "blended", "relevant"):
         assert np.all(tiny_digits.domain(name).column("bg") == -1)
+    assert np.all(tiny_digits.domain("relevant").column("digit") >= 0)
     assert tiny_digits.domain("plain").inputs.mean() < tiny_digits.domain("coloured").inputs.mean()
 
 
