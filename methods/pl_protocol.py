@@ -12,12 +12,15 @@ to any other method it runs (`protocol_defaults`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .config import meta
+from .data import Dataset, Domain
 from .errors import ConfigError
-from .training import TrainConfig
+from .roles import GridRoles
+from .training import TrainConfig, task_specs
 
 
 @dataclass(frozen=True)
@@ -56,3 +59,40 @@ def require(config: Any, *keys: str) -> None:
     for key in keys:
         if not getattr(config, key):
             raise ConfigError(f"method needs {key}=<...> ({', '.join(keys)} must all be set)")
+
+
+@dataclass(frozen=True)
+class IrrelevantSetConfig(PLProtocol):
+    """A target task plus a task-irrelevant set and its label (tl, purified)."""
+
+    task: str = field(default="", metadata=meta("the target label (S_tgt)"))
+    irrelevant_domain: str = field(default="", metadata=meta("the task-irrelevant set S_src"))
+    irrelevant_label: str = field(
+        default="", metadata=meta("its task-irrelevant label (PL: hair/background colour)")
+    )
+
+    def check(self) -> None:
+        require(self, "task", "irrelevant_domain", "irrelevant_label")
+
+    def check_data(self, data: Dataset) -> None:
+        self.irrelevant_set(data)
+
+    def irrelevant_set(self, data: Dataset) -> Domain:
+        """Check the target task and the irrelevant label; return the irrelevant domain."""
+        task_specs(self.check_training(data), [self.task])
+        irrelevant = data.domain(self.irrelevant_domain)
+        task_specs(irrelevant, [self.irrelevant_label], need_val=False)
+        return irrelevant
+
+    def roles(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return (self.task,), (self.irrelevant_label,)
+
+    @staticmethod
+    def for_grid(roles: GridRoles, train: str, tests: Sequence[str]) -> dict[str, Any]:
+        return {
+            "domain": train,
+            "test_domains": list(tests),
+            "task": roles.task,
+            "irrelevant_domain": roles.irrelevant_domain,
+            "irrelevant_label": roles.irrelevant_label,
+        }

@@ -44,9 +44,8 @@ batch 128 for digits, 50 epochs, last epoch reported). `purify` is shared with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -56,21 +55,15 @@ from .config import meta
 from .context import RunContext
 from .data import Dataset
 from .errors import DataError
-from .pl_protocol import PLProtocol, require
+from .pl_protocol import IrrelevantSetConfig
 from .registry import register_method
-from .roles import GridRoles
 from .training import EvalHead, TaskSpec, Trainer, task_loss, task_specs
 
 
 @dataclass(frozen=True)
-class PurifiedConfig(PLProtocol):
+class PurifiedConfig(IrrelevantSetConfig):
     """Purified Learning: a Wasserstein critic on the irrelevant label purifies f_e (Alg. 1)."""
 
-    task: str = field(default="", metadata=meta("the target label (S_tgt)"))
-    irrelevant_domain: str = field(default="", metadata=meta("the task-irrelevant set S_src"))
-    irrelevant_label: str = field(
-        default="", metadata=meta("its task-irrelevant label (PL: hair/background colour)")
-    )
     fixed_value: int = field(
         default=-1, metadata=meta("label value of batch A; -1 = the most frequent", min=-1)
     )
@@ -92,13 +85,8 @@ class PurifiedConfig(PLProtocol):
         metadata=meta("Goal 1's cross-entropy over the batch: mean, or Alg. 1's literal sum"),
     )
 
-    def check(self) -> None:
-        require(self, "task", "irrelevant_domain", "irrelevant_label")
-
     def check_data(self, data: Dataset) -> None:
-        task_specs(self.check_training(data), [self.task])
-        irrelevant = data.domain(self.irrelevant_domain)
-        task_specs(irrelevant, [self.irrelevant_label], need_val=False)
+        irrelevant = self.irrelevant_set(data)
         labels = irrelevant.column(self.irrelevant_label)
         value, rows_a, _ = fixed_and_random_rows(
             labels, irrelevant.indices("train"), self.fixed_value
@@ -109,19 +97,6 @@ class PurifiedConfig(PLProtocol):
                 f" {self.irrelevant_label}={value}, and it has {len(rows_a)}; choose another"
                 " fixed_value"
             )
-
-    def roles(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        return (self.task,), (self.irrelevant_label,)
-
-    @staticmethod
-    def for_grid(roles: GridRoles, train: str, tests: Sequence[str]) -> dict[str, Any]:
-        return {
-            "domain": train,
-            "test_domains": list(tests),
-            "task": roles.task,
-            "irrelevant_domain": roles.irrelevant_domain,
-            "irrelevant_label": roles.irrelevant_label,
-        }
 
 
 def make_critic(width: int) -> nn.Sequential:

@@ -10,9 +10,7 @@ protocol; `pretrain_epochs` is not given in the paper (default: as `epochs`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
@@ -21,44 +19,18 @@ from .config import meta
 from .context import RunContext
 from .data import Dataset
 from .mtl import train_shared
-from .pl_protocol import PLProtocol, require
+from .pl_protocol import IrrelevantSetConfig
 from .registry import register_method
-from .roles import GridRoles
 from .training import DomainView, TaskSpec, Trainer, ensure_finite, task_loss, task_specs
 
 
 @dataclass(frozen=True)
-class TLConfig(PLProtocol):
+class TLConfig(IrrelevantSetConfig):
     """Transfer learning: pre-train on the irrelevant label, fine-tune on the target."""
 
-    task: str = field(default="", metadata=meta("the target label"))
-    irrelevant_domain: str = field(default="", metadata=meta("the task-irrelevant set S_src"))
-    irrelevant_label: str = field(
-        default="", metadata=meta("its label (PL: hair/background colour)")
-    )
     pretrain_epochs: int = field(
         default=50, metadata=meta("epochs on the irrelevant label (not given in PL)", min=0)
     )
-
-    def check(self) -> None:
-        require(self, "task", "irrelevant_domain", "irrelevant_label")
-
-    def check_data(self, data: Dataset) -> None:
-        task_specs(self.check_training(data), [self.task])
-        task_specs(data.domain(self.irrelevant_domain), [self.irrelevant_label], need_val=False)
-
-    def roles(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        return (self.task,), (self.irrelevant_label,)
-
-    @staticmethod
-    def for_grid(roles: GridRoles, train: str, tests: Sequence[str]) -> dict[str, Any]:
-        return {
-            "domain": train,
-            "test_domains": list(tests),
-            "task": roles.task,
-            "irrelevant_domain": roles.irrelevant_domain,
-            "irrelevant_label": roles.irrelevant_label,
-        }
 
 
 def pretrain(

@@ -124,6 +124,15 @@ def _add_ray_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_out_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR|URI",
+        help="where results go; rerun with the same --out to resume",
+    )
+
+
 def _add_pairs_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("pair search")
     g.add_argument(
@@ -188,12 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pairs_flags(p)
     _add_method_flags(p)
     _add_ray_flags(p)
-    p.add_argument(
-        "--out",
-        required=True,
-        metavar="DIR|URI",
-        help="where results go; rerun with the same --out to resume",
-    )
+    _add_out_flag(p)
 
     p = sub.add_parser(
         "sweep",
@@ -244,12 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--seed", type=_seed, default=0, help="first seed; also seeds TPE")
     _add_ray_flags(p)
-    p.add_argument(
-        "--out",
-        required=True,
-        metavar="DIR|URI",
-        help="where results go; rerun with the same --out to resume",
-    )
+    _add_out_flag(p)
 
     p = sub.add_parser(
         "grid",
@@ -294,12 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(p)
     _add_method_flags(p)
     _add_ray_flags(p)
-    p.add_argument(
-        "--out",
-        required=True,
-        metavar="DIR|URI",
-        help="where results go; rerun with the same --out to resume",
-    )
+    _add_out_flag(p)
 
     p = sub.add_parser("dashboard", help="optuna-dashboard on 127.0.0.1 for a search's study")
     p.add_argument(
