@@ -17,16 +17,18 @@ from . import (  # noqa: F401  (importing registers the kernels)
     dann,
     goal1,
     mtl,
+    mtl_sa,
     purified,
     stl,
     tl,
     tl_purified,
 )
-from .context import MetricsCollector, RunContext
+from .context import ArtifactCollector, MetricsCollector, RunContext
 from .errors import ConfigError, DataError, DivergedError, UserInputError
 from .registry import MethodSpec, get_method, list_methods, register_method
 
 __all__ = [
+    "ArtifactCollector",
     "ConfigError",
     "DataError",
     "DivergedError",

@@ -2,7 +2,8 @@
 
 Inside a Ray Tune trial `report` forwards to `ray.tune.report`; outside (tests,
 `auxsearch run`, the benchmark floor) a `MetricsCollector` keeps the history.
-Kernels never import Ray: they only call `ctx.report(metrics, epoch)`.
+Kernels never import Ray: they only call `ctx.report(metrics, epoch)` (and
+`ctx.artifact(name, columns)` for tables worth keeping beyond the metrics).
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 ReportFn = Callable[[dict[str, float], int], None]
+# A named table of equal-length columns a kernel wants kept (e.g. per-sample weights).
+ArtifactFn = Callable[[str, dict[str, np.ndarray]], None]
 
 
 @dataclass
@@ -25,6 +30,16 @@ class MetricsCollector:
 
 
 @dataclass
+class ArtifactCollector:
+    """An artifact callback that keeps the tables in memory (the last one per name)."""
+
+    tables: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def __call__(self, name: str, columns: dict[str, np.ndarray]) -> None:
+        self.tables[name] = columns
+
+
+@dataclass
 class RunContext:
     """Device, seed, per-epoch report callback and checkpoint directory of one run.
 
@@ -34,6 +49,8 @@ class RunContext:
         report: called once per epoch with that epoch's metrics.
         checkpoint_dir: where a kernel may keep state it needs to resume; None for none.
         num_threads: torch intra-op threads for CPU runs (0 leaves torch's default).
+        artifact: keeps a named table of columns (inside a Ray trial: a Parquet file
+            under --out/artifacts/<cell>/).
     """
 
     device: str = "cpu"
@@ -41,3 +58,4 @@ class RunContext:
     report: ReportFn = field(default_factory=MetricsCollector)
     checkpoint_dir: Path | None = None
     num_threads: int = 0
+    artifact: ArtifactFn = field(default_factory=ArtifactCollector)

@@ -110,15 +110,17 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A class-label column to predict: 2 classes → one logit and BCE, else softmax CE."""
+    """A class-label column to predict: 2 classes → one logit and BCE, else softmax CE
+    (`softmax=True`: a K-way softmax even for 2 classes, for soft-label targets)."""
 
     name: str
     column: int
     num_classes: int
+    softmax: bool = False
 
     @property
     def out_features(self) -> int:
-        return 1 if self.num_classes == 2 else self.num_classes
+        return self.num_classes if self.softmax or self.num_classes > 2 else 1
 
 
 def task_specs(domain: Domain, names: Sequence[str], *, need_val: bool = True) -> list[TaskSpec]:
@@ -226,6 +228,13 @@ class DomainView:
         for rows in minibatches(self.rows[split], batch_size, rng):
             yield self.batch(rows)
 
+    def epoch_rows(
+        self, batch_size: int, rng: np.random.Generator
+    ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+        """One shuffled pass over the train split, with each batch's row numbers."""
+        for rows in minibatches(self.rows["train"], batch_size, rng):
+            yield (rows, *self.batch(rows))
+
     def forever(
         self, batch_size: int, rng: np.random.Generator, rows: np.ndarray | None = None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -243,13 +252,13 @@ def task_loss(logits: torch.Tensor, y: torch.Tensor, spec: TaskSpec) -> torch.Te
     mask = y >= 0  # −1 (and NaN) mark a missing label
     if not bool(mask.any()):
         return logits.sum() * 0.0
-    if spec.num_classes == 2:
+    if spec.out_features == 1:
         return F.binary_cross_entropy_with_logits(logits[mask, 0], y[mask])
     return F.cross_entropy(logits[mask], y[mask].long())
 
 
 def predictions(logits: torch.Tensor, spec: TaskSpec) -> torch.Tensor:
-    if spec.num_classes == 2:
+    if spec.out_features == 1:
         return (logits[:, 0] > 0).float()
     return logits.argmax(1).float()
 
@@ -292,6 +301,7 @@ class EvalHead:
 class _Selection:
     tasks: list[str]
     carried: list[str]
+    own: dict[str, str]  # task → "" or "@<domain>": where its val metrics live
     best: tuple[float, float, int] | None = None  # (val acc, −val loss, −epoch)
     metrics: dict[str, float] = field(default_factory=dict)
 
@@ -466,7 +476,14 @@ class Trainer:
         metrics, `val/mean_acc` and `test/mean_acc` (and `test@<d>/mean_acc`)
         average the selected tasks: one objective for any method.
         """
-        selections = [_Selection(list(t), list(c)) for t, c in groups]
+        # Where each main task is scored on its own domain: "val"/"test", or
+        # "val@<d>"/"test@<d>" for a task that lives on another domain (MTL-SA's task B).
+        own = {
+            h.spec.name: ("" if h.view is None or h.view is self.view else f"@{h.view.name}")
+            for h in heads
+            if not h.prefix
+        }
+        selections = [_Selection(list(t), list(c), own) for t, c in groups]
         selected = [t for sel in selections for t in sel.tasks]
         last: dict[str, float] = {}
         for epoch in range(1, self.config.epochs + 1):
@@ -481,7 +498,7 @@ class Trainer:
             metrics.update(self.evaluate(heads, "val"))
             metrics.update(self.evaluate(heads, "test"))
             metrics.update(self.evaluate_other_domains(heads))
-            _add_means(metrics, selected)
+            _add_means(metrics, selected, own, self.config.test_domains)
             self.ctx.report(metrics, epoch)
             for sel in selections:
                 _update(sel, metrics, epoch, last_only=self.config.select == "last")
@@ -489,23 +506,33 @@ class Trainer:
         final = {k: v for k, v in last.items() if k.startswith("train/")}
         for sel in selections:
             final.update(sel.metrics)
-        _add_means(final, selected)
+        _add_means(final, selected, own, self.config.test_domains)
         final.update(self.principal_components())
         return final
 
 
-def _add_means(metrics: dict[str, float], tasks: Sequence[str]) -> None:
-    prefixes = {k.split("/", 1)[0] for k in metrics if k.startswith(("val/", "test"))}
-    for prefix in sorted(prefixes):
-        accs = [metrics[f"{prefix}/acc/{t}"] for t in tasks if f"{prefix}/acc/{t}" in metrics]
-        if accs:
-            metrics[f"{prefix}/mean_acc"] = float(np.mean(accs))
+def _add_means(
+    metrics: dict[str, float],
+    tasks: Sequence[str],
+    own: dict[str, str],
+    test_domains: Sequence[str],
+) -> None:
+    """`val/mean_acc`, `test/mean_acc`: each selected task on its own domain;
+    `test@<d>/mean_acc`: the selected tasks on a test domain."""
+    for split in ("val", "test"):
+        keys = [f"{split}{own.get(t, '')}/acc/{t}" for t in tasks]
+        if keys and all(k in metrics for k in keys):
+            metrics[f"{split}/mean_acc"] = float(np.mean([metrics[k] for k in keys]))
+    for domain in test_domains:
+        found = [metrics[k] for t in tasks if (k := f"test@{domain}/acc/{t}") in metrics]
+        if found:
+            metrics[f"test@{domain}/mean_acc"] = float(np.mean(found))
 
 
 def _update(sel: _Selection, metrics: dict[str, float], epoch: int, last_only: bool) -> None:
     if not last_only:
-        accs = [metrics[f"val/acc/{t}"] for t in sel.tasks]
-        losses = [metrics[f"val/loss/{t}"] for t in sel.tasks]
+        accs = [metrics[f"val{sel.own.get(t, '')}/acc/{t}"] for t in sel.tasks]
+        losses = [metrics[f"val{sel.own.get(t, '')}/loss/{t}"] for t in sel.tasks]
         key = (float(np.mean(accs)), -float(np.mean(losses)), -epoch)
         if sel.best is not None and key <= sel.best:
             return

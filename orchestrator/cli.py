@@ -212,9 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--trials",
         type=int,
-        required=True,
         metavar="N",
-        help="trials in the study in all (a rerun continues up to N)",
+        help="trials in the study in all (a rerun continues up to N; --sampler grid: the"
+        " grid's size)",
     )
     _add_data_flags(p)
     _add_method_flags(p)
@@ -225,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Optuna RDB storage (default: sqlite file optuna.db inside --out)",
     )
     g.add_argument("--study", help="study name (default: <method>-sweep)")
+    g.add_argument(
+        "--sampler",
+        choices=("tpe", "random", "grid"),
+        default="tpe",
+        help="how Optuna proposes trials; grid runs every point of a space of"
+        " choices (e.g. to compare a method's modes)",
+    )
     g.add_argument("--scheduler", choices=("asha", "fifo"), default="asha")
     g.add_argument(
         "--grace-period",
@@ -438,6 +445,7 @@ def _sweep(args: argparse.Namespace) -> int:
         metric=args.metric,
         mode=args.mode,
         scheduler=args.scheduler,
+        sampler=args.sampler,
         grace_period=args.grace_period,
         seeds=args.seeds,
         seed=args.seed,

@@ -32,6 +32,7 @@ from methods.data import Dataset
 from . import ray_session  # noqa: F401  (selects Ray Tune's quiet console reporter)
 from .cells import FINAL_KEY, SEED_PREFIX, WALL_KEY, Cell, Outcome
 from .errors import UserInputError
+from .storage import OutputDir
 from .trainable import run_cell
 
 
@@ -171,16 +172,21 @@ def _error_message(trial: Trial) -> str:
 
 
 class CellRunner:
-    """Runs cells on the Ray cluster this process is connected to."""
+    """Runs cells on the Ray cluster this process is connected to, for one search
+    whose files live in `out` (Ray's experiments in `ray/`, artifacts in `artifacts/`)."""
 
-    def __init__(self, dataset: Dataset, resources: Resources, storage_uri: str):
+    def __init__(self, dataset: Dataset, resources: Resources, out: OutputDir):
         self.resources = resources
-        self.storage_uri = storage_uri
+        self.storage_uri = out.ray_storage()
         device = "cuda" if resources.gpus_per_trial > 0 else "cpu"
         threads = max(1, int(resources.cpus_per_trial))
         self.trainable = tune.with_resources(
             tune.with_parameters(
-                run_cell, dataset=ray.put(dataset), device=device, threads=threads
+                run_cell,
+                dataset=ray.put(dataset),
+                device=device,
+                threads=threads,
+                artifacts=out.uri,
             ),
             {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial},
         )

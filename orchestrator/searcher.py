@@ -166,6 +166,15 @@ class CellSearch(OptunaSearch):
             ot_trial.report(value, step)
 
 
+class AskTellGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler for ask-and-tell: the stock one calls `study.stop()` once
+    the grid is exhausted, which raises outside `study.optimize` (inside Ray's
+    searcher, it would fail the trial that finished last)."""
+
+    def after_trial(self, study: optuna.Study, trial: Any, state: Any, values: Any) -> None:
+        return None
+
+
 class ReplayASHA(AsyncHyperBandScheduler):
     """ASHA whose rungs can be refilled from finished trials' reported histories."""
 

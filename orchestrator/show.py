@@ -10,7 +10,7 @@ from .errors import UserInputError
 from .manifest import MANIFEST
 from .pairs import PairsResult
 from .report import format_matrix, format_summary, format_table
-from .results import read_table
+from .results import RESULTS_FILE, read_table
 from .storage import OutputDir
 from .study import open_storage
 from .tables import PAIR_MATRIX_FILE, SUMMARY_FILE
@@ -75,7 +75,8 @@ def _search_kind(out: OutputDir) -> str | None:
 
 
 def show_sweep(out: OutputDir) -> None:
-    """The study's trials, best first: state, objective, parameters."""
+    """The study's trials, best first: state, objective, parameters, and each task's
+    test accuracy from results.parquet (mean ± std over the trial's seeds)."""
     import optuna
 
     manifest = json.loads(out.read_bytes(MANIFEST))
@@ -89,12 +90,15 @@ def show_sweep(out: OutputDir) -> None:
         key=lambda t: (t.value is None, sign * (t.value or 0.0), t.number),
     )
     names = sorted({k for t in trials for k in t.params})
+    tests = _test_accuracies(out)
+    tasks = sorted({task for per in tests.values() for task in per})
     rows = [
         [
             f"#{t.number}",
             t.state.name.lower(),
             "-" if t.value is None else f"{t.value:.4f}",
             *(_fmt(t.params.get(k)) for k in names),
+            *(tests.get(t.user_attrs.get("cell", ""), {}).get(task, "-") for task in tasks),
         ]
         for t in trials
     ]
@@ -102,7 +106,30 @@ def show_sweep(out: OutputDir) -> None:
         f"study '{identity['study']}' ({identity['method']}, {identity['metric']},"
         f" {identity['mode']}) in {settings['storage']}"
     )
-    print(format_table(["trial", "state", identity["metric"], *names], rows))
+    print(
+        format_table(
+            ["trial", "state", identity["metric"], *names, *(f"test {task} %" for task in tasks)],
+            rows,
+        )
+    )
+
+
+def _test_accuracies(out: OutputDir) -> dict[str, dict[str, str]]:
+    """cell id → task → "mean ± std" of its test accuracy (on the task's own dataset)."""
+    table = read_table(out, RESULTS_FILE)
+    if table is None:
+        return {}
+    df = table.to_pandas()
+    df = df[(df["split"] == "test") & (df["metric"] == "acc") & (df["status"] == "ok")]
+    own = df[df["train_domain"] == df["test_domain"]]
+    # a task of another dataset (e.g. MTL-SA's task B) is tested on that dataset
+    other = df[(df["train_domain"] != df["test_domain"]) & ~df["main_task"].isin(own["main_task"])]
+    out_map: dict[str, dict[str, str]] = {}
+    for (cell, task), values in pd.concat([own, other]).groupby(["trial_id", "main_task"])["value"]:
+        mean = values.mean() * 100
+        text = f"{mean:.1f}" if len(values) < 2 else f"{mean:.1f} ± {values.std() * 100:.1f}"
+        out_map.setdefault(str(cell), {})[str(task)] = text
+    return out_map
 
 
 def _fmt(v: object) -> str:

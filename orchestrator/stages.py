@@ -81,7 +81,7 @@ class StageRunner:
             from .ray_session import ray_session
 
             self._stack.enter_context(ray_session(self.address))
-            self._runner = CellRunner(self.dataset, self.resources, self.out.ray_storage())
+            self._runner = CellRunner(self.dataset, self.resources, self.out)
         return self._runner
 
     def run(

@@ -51,6 +51,7 @@ class SweepSettings:
     metric: str = DEFAULT_METRIC
     mode: str = "max"
     scheduler: str = "asha"
+    sampler: str = "tpe"  # tpe | random | grid (every point of a space of choices)
     grace_period: int = 1  # ASHA: epochs (across seeds) before a trial can be stopped
     seeds: int = 1
     seed: int = 0
@@ -70,11 +71,25 @@ class SweepSettings:
             "metric": self.metric,
             "mode": self.mode,
             "scheduler": self.scheduler,
+            "sampler": self.sampler,
             "grace_period": self.grace_period,
             "seeds": self.seeds,
             "seed": self.seed,
             "study": self.study,
         }
+
+    def make_sampler(self) -> Any:
+        import optuna
+
+        if self.sampler == "grid":
+            from .searcher import AskTellGridSampler
+
+            return AskTellGridSampler(
+                {k: list(p.values) for k, p in self.space.params.items()}, seed=self.seed
+            )
+        if self.sampler == "random":
+            return optuna.samplers.RandomSampler(seed=self.seed)
+        return optuna.samplers.TPESampler(seed=self.seed)
 
     def cell(self, params: Mapping[str, Any], number: int) -> Cell:
         spec = get_method(self.method)
@@ -98,10 +113,11 @@ def resolve_sweep(
     method: str,
     space: SearchSpace,
     overrides: Mapping[str, Any],
-    trials: int,
+    trials: int | None,
     metric: str | None = None,
     mode: str = "max",
     scheduler: str = "asha",
+    sampler: str = "tpe",
     grace_period: int = 1,
     seeds: int = 1,
     seed: int = 0,
@@ -115,6 +131,24 @@ def resolve_sweep(
             f"'{searched[0]}' is searched by {space.source or 'the space'}; remove it from"
             " --set/--config or from the file's space"
         )
+    if sampler not in ("tpe", "random", "grid"):
+        raise UserInputError(f"--sampler {sampler}: choose tpe, random or grid")
+    if sampler == "grid":
+        ranged = [k for k, p in space.params.items() if p.kind != "choice"]
+        if ranged:
+            raise UserInputError(
+                f"--sampler grid needs every searched key to be a choice; '{ranged[0]}' in"
+                f" {space.source or 'the space'} is {space.params[ranged[0]].kind}"
+            )
+        points = math.prod(len(p.values) for p in space.params.values())
+        if trials is None:
+            trials = points
+        elif trials != points:
+            raise UserInputError(
+                f"--trials {trials} does not cover the grid of {points} point(s); omit --trials"
+            )
+    if trials is None:
+        raise UserInputError("pass --trials N (how many trials the study runs in all)")
     if trials < 1:
         raise UserInputError(f"--trials {trials} is not allowed; use 1 or more")
     if seeds < 1:
@@ -144,6 +178,7 @@ def resolve_sweep(
         metric=metric,
         mode=mode,
         scheduler=scheduler,
+        sampler=sampler,
         grace_period=grace_period,
         seeds=seeds,
         seed=seed,
@@ -279,7 +314,7 @@ def run_sweep(
                 study_name=settings.study,
                 make_cell=settings.cell,
                 user_attrs={"method": settings.method, "dataset": dataset.name, "search": "sweep"},
-                sampler=optuna.samplers.TPESampler(seed=settings.seed),
+                sampler=settings.make_sampler(),
             )
             scheduler = None
             if settings.scheduler == "asha":
@@ -306,7 +341,7 @@ def run_sweep(
 
             start = time.perf_counter()
             with ray_session(address):
-                runner = CellRunner(dataset, resources, out.ray_storage())
+                runner = CellRunner(dataset, resources, out)
                 runner.search("sweep", searcher, remaining, record, scheduler)
             echo(f"  sweep: {trained} trial(s) in {time.perf_counter() - start:.0f}s")
             left = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))

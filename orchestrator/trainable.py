@@ -18,6 +18,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,7 +35,9 @@ from .cells import FINAL_KEY, SEED_PREFIX, WALL_KEY
 FAULT_ENV = "AUXSEARCH_INJECT_FAULT"
 
 
-def run_cell(config: dict[str, Any], dataset: Dataset, device: str, threads: int) -> None:
+def run_cell(
+    config: dict[str, Any], dataset: Dataset, device: str, threads: int, artifacts: str
+) -> None:
     """Train one cell; with `seeds` > 1, each seed in turn, as one continuous trial.
 
     One Tune report per epoch, so training_iteration counts epochs across the
@@ -64,12 +67,14 @@ def run_cell(config: dict[str, Any], dataset: Dataset, device: str, threads: int
             if not (holds_last and epoch == last_epoch):
                 tune.report({**metrics, "epoch": epoch, "seed": seed})
 
+        trial_dir = Path(tune.get_context().get_trial_dir())
         ctx = RunContext(
             device=_device(device),
             seed=seed,
             report=report,
-            checkpoint_dir=Path(tune.get_context().get_trial_dir()),
+            checkpoint_dir=trial_dir,
             num_threads=threads,
+            artifact=_parquet_writer(artifacts, cell["id"], seed),
         )
         finals[seed] = spec.train(kernel_config, dataset, ctx)
     tune.report(
@@ -81,6 +86,29 @@ def run_cell(config: dict[str, Any], dataset: Dataset, device: str, threads: int
             WALL_KEY: time.perf_counter() - start,
         }
     )
+
+
+def _parquet_writer(root: str, cell_id: str, seed: int) -> Any:
+    """`ctx.artifact` in a trial: `artifacts/<cell id>/<name>.seed<S>.parquet` under the
+    search's --out, written atomically (a trial's own directory is only a local
+    staging area that Ray does not always copy to --out)."""
+
+    def write(name: str, columns: dict[str, np.ndarray]) -> None:
+        import io
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from .storage import OutputDir
+
+        sink = io.BytesIO()
+        pq.write_table(pa.table({k: np.asarray(v) for k, v in columns.items()}), sink)
+        folder = re.sub(r"[^A-Za-z0-9._=+-]", "_", cell_id)
+        OutputDir(root).write_bytes(
+            f"artifacts/{folder}/{name}.seed{seed}.parquet", sink.getvalue()
+        )
+
+    return write
 
 
 def _merge_seeds(finals: dict[int, dict[str, float]]) -> dict[str, float]:

@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import DataError
 from .dataset import SPLITS, Dataset, Domain, seeded_split, stratified_split
 from .digit_domains import make_digit_domains
+from .digit_pair import make_digit_pair
 from .digits import make_digits
 from .npz import load_npz
 from .shapes import ATTRIBUTES as SHAPES_ATTRIBUTES
@@ -19,6 +20,7 @@ from .shapes import make_shapes
 
 BUILTIN_DATASETS: dict[str, Callable[..., Dataset]] = {
     "digit_domains": make_digit_domains,
+    "digit_pair": make_digit_pair,
     "digits": make_digits,
     "shapes": make_shapes,
 }
@@ -74,6 +76,7 @@ __all__ = [
     "load_dataset",
     "load_npz",
     "make_digit_domains",
+    "make_digit_pair",
     "make_digits",
     "make_shapes",
     "seeded_split",

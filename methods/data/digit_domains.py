@@ -109,7 +109,8 @@ def make_digit_domains(
         "coloured", _on_colour(e, colours, rng), digits[pool_e], colours, split
     )
     photos = [np.asarray(img, dtype=np.float32) for img in load_sample_images().images]
-    domains["blended"] = _domain("blended", _blended(e, photos, rng), digits[pool_e], none, split)
+    blended, _ = _blended(e, photos, rng)
+    domains["blended"] = _domain("blended", blended, digits[pool_e], none, split)
 
     params: dict[str, object] = {
         "n_target": n_target,
@@ -165,15 +166,20 @@ def _on_colour(strokes: np.ndarray, colours: np.ndarray, rng: np.random.Generato
     return _to_uint8(bg * (1 - m) + 240.0 * m, rng)
 
 
-def _blended(strokes: np.ndarray, photos: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+def _blended(
+    strokes: np.ndarray, photos: list[np.ndarray], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(images, index of the photo each patch came from)."""
     out = np.empty((len(strokes), 32, 32, 3), dtype=np.float32)
+    which = np.empty(len(strokes), dtype=np.int64)
     for i, s in enumerate(strokes):
-        photo = photos[int(rng.integers(0, len(photos)))]
+        which[i] = int(rng.integers(0, len(photos)))
+        photo = photos[which[i]]
         y = int(rng.integers(0, photo.shape[0] - 32))
         x = int(rng.integers(0, photo.shape[1] - 32))
         patch = photo[y : y + 32, x : x + 32]
         out[i] = np.abs(patch - s[..., None] * 255.0)
-    return _to_uint8(out, rng)
+    return _to_uint8(out, rng), which
 
 
 def _domain(

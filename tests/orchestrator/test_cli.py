@@ -41,7 +41,7 @@ def _pairs(tmp_path: Path, *extra: str) -> list[str]:
         (["--dataset", "shapes:seed=-1"], "seed=-1 must be a non-negative integer"),
         (
             ["--dataset", "mnist"],
-            "unknown dataset 'mnist'; built-in datasets: digit_domains, digits, shapes",
+            "unknown dataset 'mnist'; built-in datasets: digit_domains, digit_pair, digits, shapes",
         ),
         (["--dataset", "shapes:n"], "option 'n' is not key=value"),
         (["--config", "missing.yaml"], "--config missing.yaml does not exist"),
@@ -191,6 +191,18 @@ def test_sweep_mistakes(
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_grid_sampler_needs_choices_and_the_grid_size(tmp_path: Path, capsys) -> None:
+    assert main([*_sweep(tmp_path, "--sampler", "grid", "--set", "lam=0.1")]) == 2
+    assert "'lam' is searched by" in capsys.readouterr().err
+    space = tmp_path / "s.yaml"
+    space.write_text("space:\n  lr: {loguniform: [0.001, 0.1]}\n")
+    assert main(_sweep(tmp_path, "--space", str(space), "--sampler", "grid")) == 2
+    assert "--sampler grid needs every searched key to be a choice; 'lr'" in capsys.readouterr().err
+    space.write_text("space:\n  lam: {choice: [0.1, 0.5]}\n")
+    assert main(_sweep(tmp_path, "--space", str(space), "--sampler", "grid", "--trials", "3")) == 2
+    assert "--trials 3 does not cover the grid of 2 point(s)" in capsys.readouterr().err
 
 
 def test_sweep_with_a_broken_space_file(tmp_path: Path, capsys) -> None:

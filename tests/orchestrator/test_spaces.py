@@ -34,6 +34,15 @@ def test_each_file_becomes_both_kinds_of_space(path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "path", sorted(Path("search_spaces/comparisons").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_comparison_files_are_valid_grids(path: Path) -> None:
+    method = path.stem.split("_modes")[0]
+    space = load_space(path, method)
+    assert all(p.kind == "choice" for p in space.params.values())  # a --sampler grid space
+
+
 def test_paper_values_in_the_bundled_files() -> None:
     aal = load_space(bundled_space_path("aal"), "aal")
     assert aal.params["lam"].values == (0.01, 0.1, 0.3, 0.5, 1.0)

@@ -208,3 +208,50 @@ def test_sweep_on_postgresql(ray_local: None, tmp_path: Path) -> None:
         assert not (out / "optuna.db").exists()
         ids = {r["trial_id"] for r in pq.read_table(out / "results.parquet").to_pylist()}
         assert ids == {f"pg-sweep#{n}" for n in range(3)}
+
+
+def test_grid_sampler_runs_every_mode_once(ray_local: None, tmp_path: Path, capsys) -> None:
+    """`--sampler grid` over a method's modes (the MTL-SA comparison), with the per-sample
+    weights each trial keeps as Parquet in its trial directory."""
+    space = tmp_path / "modes.yaml"
+    space.write_text("method: mtl_sa\nspace:\n  mode: {choice: [zero, sa, one]}\n")
+    out = tmp_path / "modes"
+    args = [
+        "sweep",
+        "--method",
+        "mtl_sa",
+        "--space",
+        str(space),
+        "--sampler",
+        "grid",
+        "--scheduler",
+        "fifo",
+        "--dataset",
+        "digit_pair",
+        "--set",
+        "domain=a",
+        "--set",
+        "task_a=digit",
+        "--set",
+        "domain_b=b",
+        "--set",
+        "task_b=photo",
+        "--set",
+        "backbone=small_cnn",
+        "--set",
+        "epochs=3",
+        "--set",
+        "init_epochs=1",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    study = _study(f"sqlite:///{out / 'optuna.db'}", "mtl_sa-sweep")
+    assert sorted(t.params["mode"] for t in study.trials) == ["one", "sa", "zero"]
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    weights = sorted(out.glob("artifacts/*/sample_weights.seed0.parquet"))
+    assert [w.parent.name for w in weights] == [f"mtl_sa-sweep_{n}" for n in range(3)]
+    table = pq.read_table(weights[0]).to_pylist()
+    assert {"domain", "task", "row", "wc", "wd", "wg", "w", "pseudo"} <= set(table[0])
+    assert main(["results", "show", str(out)]) == 0
+    assert "test digit %" in capsys.readouterr().out

@@ -74,7 +74,9 @@ def test_bad_options(options: dict[str, object], message: str) -> None:
 
 
 def test_unknown_dataset_lists_builtins() -> None:
-    with pytest.raises(DataError, match="built-in datasets: digit_domains, digits, shapes"):
+    with pytest.raises(
+        DataError, match="built-in datasets: digit_domains, digit_pair, digits, shapes"
+    ):
         load_dataset("imagenet")
 
 
