@@ -50,6 +50,7 @@ bench: $(INSTALL_STAMP)
 	$(PY) benchmarks/pairs_overhead.py
 	$(PY) benchmarks/kernels_device.py
 	$(PY) benchmarks/sweep_asha.py
+	$(PY) benchmarks/soseleto_step.py
 
 clean:
 	rm -rf $(VENV) auxsearch-demo .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -19,6 +19,7 @@ from . import (  # noqa: F401  (importing registers the kernels)
     mtl,
     mtl_sa,
     purified,
+    soseleto,
     stl,
     tl,
     tl_purified,

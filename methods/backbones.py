@@ -5,6 +5,8 @@ batch of inputs to (N, out_dim) features, fitted to any input:
 
 - `small_cnn`: three conv-BN-ReLU-pool blocks, for small images on a CPU;
 - `mlp`: two hidden layers, for feature vectors (images are flattened);
+- `shallow_mlp`: one hidden ReLU layer of `feature_dim` units (32 when 0; the
+  SOSELETO toy's 2-2-2 network is `feature_dim=2`);
 - torchvision's resnet18, resnet34, vgg11, vgg19, alexnet, densenet121,
   mobilenet_v2, shufflenet_v2_x1_0, efficientnet_b0, always `weights=None`
   (nothing is downloaded). The first convolution is rebuilt for the input's
@@ -39,7 +41,7 @@ IMAGE_ONLY = (
     "shufflenet_v2_x1_0",
     "efficientnet_b0",
 )
-BACKBONES = (*IMAGE_ONLY, "mlp")
+BACKBONES = (*IMAGE_ONLY, "mlp", "shallow_mlp")
 
 # Smallest spatial input each torchvision trunk accepts without collapsing to 0×0.
 _MIN_SIZE = {
@@ -89,15 +91,26 @@ def check_backbone(name: str, input_shape: tuple[int, ...]) -> None:
 def build_backbone(name: str, input_shape: tuple[int, ...], feature_dim: int = 0) -> Backbone:
     check_backbone(name, input_shape)
     if name == "mlp":
-        width = 1
-        for d in input_shape:
-            width *= d
-        return Backbone(_mlp(width), 256, feature_dim=feature_dim)
+        return Backbone(_mlp(_flat_width(input_shape)), 256, feature_dim=feature_dim)
+    if name == "shallow_mlp":
+        hidden = feature_dim or 32
+        # the hidden layer is the feature width: no extra projection
+        return Backbone(
+            nn.Sequential(nn.Flatten(), nn.Linear(_flat_width(input_shape), hidden), nn.ReLU()),
+            hidden,
+        )
     channels = input_shape[0]
     if name == "small_cnn":
         return Backbone(_small_cnn(channels), 64, feature_dim=feature_dim)
     trunk, out_dim = _TORCHVISION[name](channels)
     return Backbone(trunk, out_dim, _MIN_SIZE[name], feature_dim)
+
+
+def _flat_width(input_shape: tuple[int, ...]) -> int:
+    width = 1
+    for d in input_shape:
+        width *= d
+    return width
 
 
 def _small_cnn(channels: int) -> nn.Module:

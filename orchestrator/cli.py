@@ -13,11 +13,14 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from methods.errors import DivergedError, UserInputError
 
 from .errors import SearchInterrupted
+
+if TYPE_CHECKING:
+    from .storage import OutputDir
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,8 +78,8 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--dataset",
         metavar="NAME[:k=v,...]",
-        help="built-in dataset: shapes (options n, image_size, seed, correlation)"
-        " or digits; e.g. shapes:n=2000,image_size=24",
+        help="built-in dataset (shapes, digits, digit_domains, digit_pair, digit_transfer,"
+        " noisy_digits, noisy_plane), options after a colon: e.g. shapes:n=2000,image_size=24",
     )
     g.add_argument("--data", metavar="FILE.npz", help="your own data as an .npz (see README)")
 
@@ -316,6 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+    p.add_argument(
+        "--out",
+        metavar="DIR|URI",
+        help="also write the run there: history.parquet (metrics per epoch), final.json and"
+        " the method's tables (SOSELETO: alpha.parquet, alpha_curve.parquet and .png);"
+        " a directory that already holds a run is refused",
+    )
 
     p = sub.add_parser("results", help="show the tables of a finished search")
     rsub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
@@ -536,7 +546,7 @@ def _check_device(device: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from methods import RunContext, get_method
+    from methods import MetricsCollector, RunContext, get_method
 
     from .inputs import method_overrides, resolve_dataset
 
@@ -545,22 +555,64 @@ def _run(args: argparse.Namespace) -> int:
     config = spec.make_config(method_overrides(args.config, args.set))
     dataset = resolve_dataset(args.dataset, args.data)
     config.check_data(dataset)
+    out = _run_output(args.out) if args.out else None
+    history = MetricsCollector()
 
     def report(metrics: dict[str, float], epoch: int) -> None:
+        history(metrics, epoch)
         shown = "  ".join(
             f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("train/", "val/acc"))
         )
         print(f"epoch {epoch}: {shown}", flush=True)
 
     ctx = RunContext(device=args.device, seed=args.seed, report=report, num_threads=args.threads)
+    if out is not None:
+        from .artifacts import artifact_writer
+
+        ctx.artifact = artifact_writer(out, lambda name: name)
     final = spec.train(config, dataset, ctx)
+    if out is not None:
+        _write_run(out, history.history, final)
     if args.json:
         print(json.dumps(final, indent=2, sort_keys=True))
     else:
         print("final (selected on val):")
         for k in sorted(final):
             print(f"  {k:<32} {final[k]:.4f}")
+    if out is not None:
+        print(f"wrote {out.location}")
     return 0
+
+
+RUN_HISTORY_FILE = "history.parquet"
+RUN_FINAL_FILE = "final.json"
+
+
+def _run_output(location: str) -> OutputDir:
+    """The --out of `auxsearch run`: writable, and not holding an earlier run."""
+    from .errors import OutputError
+    from .storage import OutputDir
+
+    out = OutputDir(location)
+    for name in (RUN_HISTORY_FILE, RUN_FINAL_FILE):
+        if out.exists(name):
+            raise OutputError(
+                f"--out {location} already holds a run ({name}); choose a new directory"
+                " so that run is kept"
+            )
+    out.ensure_writable()
+    return out
+
+
+def _write_run(out: OutputDir, history: list[dict[str, float]], final: dict[str, float]) -> None:
+    import numpy as np
+
+    from .artifacts import parquet_bytes
+
+    keys = sorted({k for row in history for k in row})
+    columns = {k: np.array([row.get(k, np.nan) for row in history]) for k in keys}
+    out.write_bytes(RUN_HISTORY_FILE, parquet_bytes(columns))
+    out.write_bytes(RUN_FINAL_FILE, (json.dumps(final, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _results(args: argparse.Namespace) -> int:

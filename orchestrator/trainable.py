@@ -92,23 +92,11 @@ def _parquet_writer(root: str, cell_id: str, seed: int) -> Any:
     """`ctx.artifact` in a trial: `artifacts/<cell id>/<name>.seed<S>.parquet` under the
     search's --out, written atomically (a trial's own directory is only a local
     staging area that Ray does not always copy to --out)."""
+    from .artifacts import artifact_writer
+    from .storage import OutputDir
 
-    def write(name: str, columns: dict[str, np.ndarray]) -> None:
-        import io
-
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        from .storage import OutputDir
-
-        sink = io.BytesIO()
-        pq.write_table(pa.table({k: np.asarray(v) for k, v in columns.items()}), sink)
-        folder = re.sub(r"[^A-Za-z0-9._=+-]", "_", cell_id)
-        OutputDir(root).write_bytes(
-            f"artifacts/{folder}/{name}.seed{seed}.parquet", sink.getvalue()
-        )
-
-    return write
+    folder = re.sub(r"[^A-Za-z0-9._=+-]", "_", cell_id)
+    return artifact_writer(OutputDir(root), lambda name: f"artifacts/{folder}/{name}.seed{seed}")
 
 
 def _merge_seeds(finals: dict[int, dict[str, float]]) -> dict[str, float]:

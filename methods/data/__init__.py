@@ -13,7 +13,10 @@ from ..errors import DataError
 from .dataset import SPLITS, Dataset, Domain, seeded_split, stratified_split
 from .digit_domains import make_digit_domains
 from .digit_pair import make_digit_pair
+from .digit_transfer import make_digit_transfer
 from .digits import make_digits
+from .noisy_digits import make_noisy_digits
+from .noisy_plane import make_noisy_plane
 from .npz import load_npz
 from .shapes import ATTRIBUTES as SHAPES_ATTRIBUTES
 from .shapes import make_shapes
@@ -21,7 +24,10 @@ from .shapes import make_shapes
 BUILTIN_DATASETS: dict[str, Callable[..., Dataset]] = {
     "digit_domains": make_digit_domains,
     "digit_pair": make_digit_pair,
+    "digit_transfer": make_digit_transfer,
     "digits": make_digits,
+    "noisy_digits": make_noisy_digits,
+    "noisy_plane": make_noisy_plane,
     "shapes": make_shapes,
 }
 
@@ -77,7 +83,10 @@ __all__ = [
     "load_npz",
     "make_digit_domains",
     "make_digit_pair",
+    "make_digit_transfer",
     "make_digits",
+    "make_noisy_digits",
+    "make_noisy_plane",
     "make_shapes",
     "seeded_split",
     "stratified_split",

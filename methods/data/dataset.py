@@ -162,3 +162,10 @@ def stratified_split(
         members = np.flatnonzero(labels == cls)
         split[members] = seeded_split(len(members), fractions, seed + k)
     return split
+
+
+def source_target_grid(task: str) -> dict[str, object]:
+    """`grid_defaults` of a dataset with a `source` and a `target` domain labelled
+    with the same column: the target is trained and tested, the source is the
+    task-relevant set."""
+    return {"task": task, "relevant": f"source:{task}", "train": ["target"], "test": ["target"]}

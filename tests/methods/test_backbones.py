@@ -24,6 +24,15 @@ def test_projection_width_and_vectors() -> None:
     assert build_backbone("small_cnn", (3, 16, 16), feature_dim=128).out_dim == 128
 
 
+def test_shallow_mlp_is_one_hidden_layer_of_feature_dim_units() -> None:
+    net = build_backbone("shallow_mlp", (2,), feature_dim=2)
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(2, 2)]  # the toy's 2-2(-2)
+    assert net.out_dim == 2
+    assert (net(torch.randn(5, 2)) >= 0).all()  # ReLU features
+    assert build_backbone("shallow_mlp", (1, 4, 4)).out_dim == 32
+
+
 @pytest.mark.parametrize("name", IMAGE_ONLY)
 def test_image_backbones_refuse_vectors(name: str) -> None:
     with pytest.raises(ConfigError, match="needs image inputs.*use backbone=mlp"):

@@ -127,8 +127,9 @@ def _corrupt() -> Dataset:
 def test_divergence_stops_the_run_instead_of_reporting_nan(name: str) -> None:
     spec = get_method(name)
     values = tiny_config_values(name, backbone="mlp")
-    if "relevant_domain" in values:
-        values["relevant_domain"] = "plain"
+    for key in ("relevant_domain", "source_domain"):  # the relevant set's key, per method
+        if values.get(key) == "relevant":
+            values[key] = "plain"
     config = spec.make_config(values)
     history = MetricsCollector()
     with pytest.raises(DivergedError, match="diverged"):

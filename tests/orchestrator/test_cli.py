@@ -41,7 +41,8 @@ def _pairs(tmp_path: Path, *extra: str) -> list[str]:
         (["--dataset", "shapes:seed=-1"], "seed=-1 must be a non-negative integer"),
         (
             ["--dataset", "mnist"],
-            "unknown dataset 'mnist'; built-in datasets: digit_domains, digit_pair, digits, shapes",
+            "unknown dataset 'mnist'; built-in datasets: digit_domains, digit_pair,"
+            " digit_transfer, digits, noisy_digits, noisy_plane, shapes",
         ),
         (["--dataset", "shapes:n"], "option 'n' is not key=value"),
         (["--config", "missing.yaml"], "--config missing.yaml does not exist"),

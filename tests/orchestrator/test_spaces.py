@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.sample import Categorical, Float, Integer
@@ -38,7 +39,8 @@ def test_each_file_becomes_both_kinds_of_space(path: Path) -> None:
     "path", sorted(Path("search_spaces/comparisons").glob("*.yaml")), ids=lambda p: p.stem
 )
 def test_comparison_files_are_valid_grids(path: Path) -> None:
-    method = path.stem.split("_modes")[0]
+    method = yaml.safe_load(path.read_text())["method"]
+    assert path.stem.startswith(method)
     space = load_space(path, method)
     assert all(p.kind == "choice" for p in space.params.values())  # a --sampler grid space
 
@@ -48,6 +50,14 @@ def test_paper_values_in_the_bundled_files() -> None:
     assert aal.params["lam"].values == (0.01, 0.1, 0.3, 0.5, 1.0)
     assert aal.fixed["lr"] == 1e-4 and aal.fixed["weight_decay"] == 5e-4
     assert aal.fixed["epochs"] == 6 and aal.fixed["lr_milestones"] == [4]
+
+
+def test_soseleto_space_covers_clip_range_rates_and_batch_sizes() -> None:
+    space = load_space(bundled_space_path("soseleto"), "soseleto")
+    assert set(space.params) == {"lr", "alpha_lr", "alpha_max", "batch_size", "target_batch_size"}
+    assert 1.1 in space.params["alpha_max"].values  # the paper's practical range
+    assert 256 in space.params["batch_size"].values
+    assert 10 in space.params["target_batch_size"].values
 
 
 def test_kinds_map_to_the_right_distributions() -> None:

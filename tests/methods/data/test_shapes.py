@@ -75,7 +75,9 @@ def test_bad_options(options: dict[str, object], message: str) -> None:
 
 def test_unknown_dataset_lists_builtins() -> None:
     with pytest.raises(
-        DataError, match="built-in datasets: digit_domains, digit_pair, digits, shapes"
+        DataError,
+        match="built-in datasets: digit_domains, digit_pair, digit_transfer, digits,"
+        " noisy_digits, noisy_plane, shapes",
     ):
         load_dataset("imagenet")
 

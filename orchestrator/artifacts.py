@@ -1,0 +1,70 @@
+"""Kernel artifacts (`ctx.artifact(name, columns)`) as Parquet files, plus the plots
+some of them have.
+
+Inside a search a trial writes `artifacts/<cell id>/<name>.seed<S>.parquet`
+under --out; `auxsearch run --out DIR` writes `DIR/<name>.parquet`. Every file
+is written atomically through `OutputDir`. Tables with a plot:
+
+- `alpha_curve` (SOSELETO, Figure 2): effective noise level of the source
+  against the fraction of samples kept by α, as `<name>.png` beside the table.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .storage import OutputDir
+
+ArtifactWriter = Callable[[str, dict[str, np.ndarray]], None]
+
+
+def parquet_bytes(columns: dict[str, np.ndarray]) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(pa.table({k: np.asarray(v) for k, v in columns.items()}), sink)
+    return sink.getvalue()
+
+
+def artifact_writer(out: OutputDir, stem: Callable[[str], str]) -> ArtifactWriter:
+    """A `ctx.artifact` callback writing `<stem(name)>.parquet` (and `.png` where the
+    table has a plot) under `out`."""
+
+    def write(name: str, columns: dict[str, np.ndarray]) -> None:
+        out.write_bytes(f"{stem(name)}.parquet", parquet_bytes(columns))
+        plot = PLOTS.get(name)
+        if plot is not None:
+            out.write_bytes(f"{stem(name)}.png", plot(columns))
+
+    return write
+
+
+def noise_curve_png(columns: dict[str, np.ndarray]) -> bytes:
+    """SOSELETO's Figure 2: effective noise level against the fraction of source
+    samples kept, keeping those with the largest α."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kept = np.asarray(columns["kept_fraction"], dtype=np.float64)
+    noise = np.asarray(columns["effective_noise"], dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(4.5, 3.4))
+    ax.plot(kept, noise, marker="o", color="#1565c0", label="kept by α")
+    ax.axhline(noise[-1], color="#9e9e9e", linestyle="--", label="whole source")
+    ax.set_xlabel("fraction of source samples kept")
+    ax.set_ylabel("effective noise level")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, max(0.05, float(noise.max()) * 1.15))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+PLOTS: dict[str, Callable[[dict[str, np.ndarray]], bytes]] = {"alpha_curve": noise_curve_png}
