@@ -468,8 +468,14 @@ class Trainer:
         heads: Sequence[EvalHead],
         groups: Sequence[tuple[Sequence[str], Sequence[str]]],
         schedulers: Sequence[torch.optim.lr_scheduler.LRScheduler],
+        extra_metrics: Callable[[], dict[str, float]] | None = None,
     ) -> dict[str, float]:
         """Train for `config.epochs` epochs and return the selected metrics.
+
+        `extra_metrics`, if given, is called after each epoch's evaluation for
+        metrics a kernel computes itself (e.g. accuracy of several heads' averaged
+        prediction, CCC of continuous labels); keys of the form
+        `<split>/<metric>/<task>` take part in selection like the heads' own.
 
         `groups`: (tasks selected together on mean val accuracy, tasks whose
         metrics are carried along from the selected epoch). Besides the per-task
@@ -498,6 +504,8 @@ class Trainer:
             metrics.update(self.evaluate(heads, "val"))
             metrics.update(self.evaluate(heads, "test"))
             metrics.update(self.evaluate_other_domains(heads))
+            if extra_metrics is not None:
+                metrics.update(extra_metrics())
             _add_means(metrics, selected, own, self.config.test_domains)
             self.ctx.report(metrics, epoch)
             for sel in selections:

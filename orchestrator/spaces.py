@@ -169,6 +169,11 @@ def parse_space(doc: Any, method: str, where: str = "search space") -> SearchSpa
     params = {
         key: _param(cls, method, where, key, entry, hints[key]) for key, entry in space.items()
     }
+    if not space:
+        raise SpaceError(
+            f"{where}: 'space' names no setting to search; add at least one (a choice of one"
+            " value, e.g. `lr: {choice: [0.001]}`, runs a single point)"
+        )
     return SearchSpace(method=method, fixed=fixed, params=params, source=where)
 
 

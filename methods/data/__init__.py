@@ -17,6 +17,7 @@ from .digit_transfer import make_digit_transfer
 from .digits import make_digits
 from .noisy_digits import make_noisy_digits
 from .noisy_plane import make_noisy_plane
+from .noisy_sets import make_noisy_sets
 from .npz import load_npz
 from .shapes import ATTRIBUTES as SHAPES_ATTRIBUTES
 from .shapes import make_shapes
@@ -28,6 +29,7 @@ BUILTIN_DATASETS: dict[str, Callable[..., Dataset]] = {
     "digits": make_digits,
     "noisy_digits": make_noisy_digits,
     "noisy_plane": make_noisy_plane,
+    "noisy_sets": make_noisy_sets,
     "shapes": make_shapes,
 }
 
@@ -87,6 +89,7 @@ __all__ = [
     "make_digits",
     "make_noisy_digits",
     "make_noisy_plane",
+    "make_noisy_sets",
     "make_shapes",
     "seeded_split",
     "stratified_split",

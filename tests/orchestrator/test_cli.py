@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from methods import list_methods
+from methods.data import BUILTIN_DATASETS
 from orchestrator.cli import main
 from tests.conftest import write_npz
 
@@ -41,8 +43,7 @@ def _pairs(tmp_path: Path, *extra: str) -> list[str]:
         (["--dataset", "shapes:seed=-1"], "seed=-1 must be a non-negative integer"),
         (
             ["--dataset", "mnist"],
-            "unknown dataset 'mnist'; built-in datasets: digit_domains, digit_pair,"
-            " digit_transfer, digits, noisy_digits, noisy_plane, shapes",
+            f"unknown dataset 'mnist'; built-in datasets: {', '.join(sorted(BUILTIN_DATASETS))}",
         ),
         (["--dataset", "shapes:n"], "option 'n' is not key=value"),
         (["--config", "missing.yaml"], "--config missing.yaml does not exist"),
@@ -96,7 +97,7 @@ def test_out_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_run_mistakes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--method", "nope", "--dataset", "digits"]) == 2
     assert (
-        "unknown method 'nope'; registered methods: aal, amtl, dann, goal1, mtl"
+        f"unknown method 'nope'; registered methods: {', '.join(sorted(list_methods()))}"
         in capsys.readouterr().err
     )
     assert main(["run", "--method", "stl", "--dataset", "digits"]) == 2

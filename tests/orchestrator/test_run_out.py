@@ -127,3 +127,20 @@ def test_artifact_writer_names_files_and_plots_the_noise_curve(tmp_path: Path) -
         "weights.seed3.parquet",
     ]
     assert pd.read_parquet(folder / "weights.seed3.parquet")["w"].tolist() == [0.1, 0.5, 1.0]
+
+
+def test_generated_samples_become_a_png_grid(tmp_path: Path) -> None:
+    pixels = np.empty(6, dtype=object)
+    pixels[:] = [np.full(2 * 4 * 4, v, dtype=np.float32) for v in np.linspace(0, 1, 6)]
+    columns = {
+        "label": np.array([0, 0, 0, 1, 1, 1]),
+        "sample": np.array([0, 1, 2, 0, 1, 2]),
+        "channels": np.full(6, 2),
+        "height": np.full(6, 4),
+        "width": np.full(6, 4),
+        "pixels": pixels,
+    }
+    artifact_writer(OutputDir(str(tmp_path)), lambda name: name)("samples", columns)
+    assert (tmp_path / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    back = pd.read_parquet(tmp_path / "samples.parquet")
+    assert len(back["pixels"][5]) == 32 and back["pixels"][5][0] == 1.0

@@ -10,7 +10,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.sample import Categorical, Float, Integer
 
-from methods import list_methods
+from methods import get_method, list_methods
+from methods.config import config_keys
 from orchestrator.spaces import SpaceError, bundled_space_path, load_space, parse_space
 
 SPACE_FILES = sorted(Path("search_spaces").glob("*.yaml"))
@@ -39,10 +40,17 @@ def test_each_file_becomes_both_kinds_of_space(path: Path) -> None:
     "path", sorted(Path("search_spaces/comparisons").glob("*.yaml")), ids=lambda p: p.stem
 )
 def test_comparison_files_are_valid_grids(path: Path) -> None:
-    method = yaml.safe_load(path.read_text())["method"]
-    assert path.stem.startswith(method)
-    space = load_space(path, method)
-    assert all(p.kind == "choice" for p in space.params.values())  # a --sampler grid space
+    doc = yaml.safe_load(path.read_text())
+    if "method" in doc:
+        assert path.stem.startswith(doc["method"])
+        methods = [doc["method"]]
+    else:  # a setting shared by every method that has its keys
+        keys = {*doc.get("fixed", {}), *doc["space"]}
+        methods = [m for m in list_methods() if keys <= set(config_keys(get_method(m).config_cls))]
+        assert methods
+    for method in methods:
+        space = load_space(path, method)
+        assert all(p.kind == "choice" for p in space.params.values())  # a --sampler grid space
 
 
 def test_paper_values_in_the_bundled_files() -> None:
@@ -58,6 +66,11 @@ def test_soseleto_space_covers_clip_range_rates_and_batch_sizes() -> None:
     assert 1.1 in space.params["alpha_max"].values  # the paper's practical range
     assert 256 in space.params["batch_size"].values
     assert 10 in space.params["target_batch_size"].values
+
+
+def test_a_space_without_parameters_is_refused_in_one_sentence() -> None:
+    with pytest.raises(SpaceError, match="'space' names no setting to search"):
+        parse_space({"method": "stl", "fixed": {"lr": 0.001}, "space": {}}, "stl")
 
 
 def test_kinds_map_to_the_right_distributions() -> None:
