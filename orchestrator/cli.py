@@ -331,6 +331,14 @@ def build_parser() -> argparse.ArgumentParser:
     rsub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     show = rsub.add_parser("show", help="print the pair matrix and the summary")
     show.add_argument("dir", metavar="DIR|URI")
+    pull = rsub.add_parser(
+        "pull", help="copy a search's tables (Parquet, plots, artifacts) to a local directory"
+    )
+    pull.add_argument("src", metavar="SRC", help="the search's --out (s3://, gs:// or a directory)")
+    pull.add_argument("dest", metavar="DEST", help="a local directory (created if missing)")
+    pull.add_argument(
+        "--with-ray", action="store_true", help="also copy Ray's experiment folder ray/"
+    )
 
     p = sub.add_parser("demo", help="a pair search on built-in data, sized for a laptop")
     p.add_argument("--out", default="auxsearch-demo", metavar="DIR")
@@ -616,6 +624,11 @@ def _write_run(out: OutputDir, history: list[dict[str, float]], final: dict[str,
 
 
 def _results(args: argparse.Namespace) -> int:
+    if args.action == "pull":
+        from .pull import pull
+
+        pull(args.src, args.dest, with_ray=args.with_ray)
+        return 0
     from .show import show_dir
 
     show_dir(args.dir)

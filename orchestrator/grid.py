@@ -305,7 +305,7 @@ class GridResult:
 
     def files(self) -> list[str]:
         names = [RESULTS_FILE, GRID_MATRIX_FILE, PCA_FILE, PCA_PLOT, manifest.MANIFEST]
-        return [self.out.path(n) for n in names if self.out.exists(n)]
+        return [self.out.display(n) for n in names if self.out.exists(n)]
 
 
 def _describe(outcome: Outcome) -> str:

@@ -66,7 +66,7 @@ class PairsResult:
             manifest.MANIFEST,
             STORAGE_FILE,
         ]
-        return [self.out.path(n) for n in names if self.out.exists(n)]
+        return [self.out.display(n) for n in names if self.out.exists(n)]
 
 
 def _describe(outcome: Outcome) -> str:

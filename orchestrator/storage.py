@@ -50,6 +50,10 @@ class OutputDir:
     def path(self, name: str) -> str:
         return f"{self.root}/{name}"
 
+    def display(self, name: str) -> str:
+        """Where a file is, as the user wrote the location (`s3://bucket/...` for a URI)."""
+        return self.path(name) if self.local else f"{self.location.rstrip('/')}/{name}"
+
     def ray_storage(self) -> str:
         """Where Ray Tune keeps its experiments: `ray/` inside this location."""
         return self.path("ray") if self.local else f"{self.uri}/ray"

@@ -225,7 +225,7 @@ class SweepResult:
 
     def files(self) -> list[str]:
         names = (RESULTS_FILE, manifest.MANIFEST, STORAGE_FILE)
-        return [self.out.path(n) for n in names if self.out.exists(n)]
+        return [self.out.display(n) for n in names if self.out.exists(n)]
 
 
 class _Progress:
