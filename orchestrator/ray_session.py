@@ -32,6 +32,10 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         "log_to_driver": False,
     }
     if address is None:
+        # "local": always a new instance on this machine. With None, Ray would join
+        # whatever /tmp/ray/ray_current_cluster names, which a `ray start` leaves
+        # behind even after that cluster is gone (the run then hangs connecting).
+        address = "local"
         kwargs.update(include_dashboard=False, num_cpus=num_cpus)
     ray.init(address=address, **kwargs)  # type: ignore[arg-type]
     for name in ("ray.tune", "ray.train", "ray.air"):

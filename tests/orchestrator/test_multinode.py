@@ -1,0 +1,204 @@
+"""A real two-node Ray cluster on this machine: a head and a second node started as
+separate `ray start --block` processes on 127.0.0.1, pair searches submitted as Ray
+jobs. Their trials spread over both nodes; killing the node that runs a trial loses
+no cell. The tests stop the processes they started by their pids (never `ray stop`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.integration
+
+BIN = Path(sys.executable).parent
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [int(s.getsockname()[1]) for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _wait(what: str, check: Callable[[], bool], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def _get(url: str) -> list[dict]:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return list(json.load(r)["data"]["result"]["result"])
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc)."""
+    parent_of: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent_of[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: list[int] = []
+    frontier = {pid}
+    while frontier:
+        children = {c for c, p in parent_of.items() if p in frontier}
+        found += sorted(children)
+        frontier = children
+    return found
+
+
+@dataclass
+class Cluster:
+    gcs: str
+    dashboard: str
+    env: dict[str, str]
+    second: subprocess.Popen[bytes]  # the second node's `ray start --block`
+
+    def nodes(self) -> list[dict]:
+        return _get(f"{self.dashboard}/api/v0/nodes?limit=100")
+
+    def trial_actors(self) -> list[dict]:
+        actors = _get(f"{self.dashboard}/api/v0/actors?detail=1&limit=1000")
+        return [a for a in actors if a["class_name"] == "ImplicitFunc"]
+
+
+@pytest.fixture
+def two_nodes(tmp_path: Path) -> Iterator[Cluster]:
+    gcs, dash, client, agent1, agent2 = _free_ports(5)
+    # loopback only: no auth token to share between the two nodes
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    # Ray's files (and the ray_current_cluster pointer `ray start` writes) in a
+    # directory of this test's own, short enough for Ray's socket paths
+    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    common = [
+        "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats",
+        f"--temp-dir={temp_dir}",
+    ]  # fmt: skip
+    head_args = [
+        "--head", f"--port={gcs}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dash}", f"--ray-client-server-port={client}",
+        f"--dashboard-agent-listen-port={agent1}",
+    ]  # fmt: skip
+    second_args = [f"--address=127.0.0.1:{gcs}", f"--dashboard-agent-listen-port={agent2}"]
+    started: list[subprocess.Popen[bytes]] = []
+    dashboard = f"http://127.0.0.1:{dash}"
+
+    def start(name: str, args: list[str]) -> None:
+        with open(tmp_path / f"{name}.log", "wb") as log:
+            started.append(
+                subprocess.Popen(
+                    [str(BIN / "ray"), "start", *common, *args],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+
+    def alive() -> int:
+        return sum(n["state"] == "ALIVE" for n in _get(f"{dashboard}/api/v0/nodes?limit=100"))
+
+    try:
+        start("head", head_args)
+        _wait("the head", lambda: alive() == 1)
+        start("second", second_args)
+        _wait("the second node", lambda: alive() == 2)
+        yield Cluster(f"127.0.0.1:{gcs}", dashboard, env, started[1])
+    finally:
+        for process in reversed(started):  # the second node, then the head
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _submit(cluster: Cluster, out: Path, *extra: str) -> list[str]:
+    return [
+        str(BIN / "ray"), "job", "submit", "--address", cluster.dashboard, "--",
+        str(BIN / "auxsearch"), "pairs", "--address", "auto",
+        "--attributes", "red,large,left", "--backbone", "small_cnn", "--lambdas", "0.1",
+        "--cpus-per-trial", "1", "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
+def _check_complete(out: Path) -> pd.DataFrame:
+    results = pd.read_parquet(out / "results.parquet")
+    assert (results["status"] == "ok").all()
+    cells = results.drop_duplicates(["trial_id", "seed"])
+    assert (cells["stage"] == "single").sum() == 3 and (cells["stage"] == "pair").sum() == 3
+    # no cell recorded twice: one row per (cell, seed, split, metric, task)
+    keys = ["trial_id", "seed", "split", "metric", "main_task", "aux_task"]
+    assert not results.duplicated(keys).any()
+    matrix = pd.read_parquet(out / "pair_matrix.parquet")
+    assert sorted(matrix["main"]) == ["large", "left", "red"]
+    return results
+
+
+def test_a_pair_search_submitted_as_a_job_runs_on_both_nodes(
+    two_nodes: Cluster, tmp_path: Path
+) -> None:
+    out = tmp_path / "aal"
+    job = subprocess.run(
+        _submit(two_nodes, out, "--dataset", "shapes:n=150,image_size=16", "--epochs", "1"),
+        env=two_nodes.env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-2000:]
+    assert "succeeded" in job.stdout + job.stderr
+    _check_complete(out)
+    assert len({a["node_id"] for a in two_nodes.trial_actors()}) == 2
+
+
+def test_killing_the_node_running_a_trial_loses_no_cell(two_nodes: Cluster, tmp_path: Path) -> None:
+    """SIGKILL the second node (its raylet and workers) while it runs a trial: Tune
+    retries the trial on the head and the search completes, each cell once."""
+    out = tmp_path / "aal"
+    job = subprocess.Popen(
+        _submit(two_nodes, out, "--dataset", "shapes:n=600,image_size=24", "--epochs", "4",
+                "--max-failures", "3"),
+        env=two_nodes.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    (second_id,) = [n["node_id"] for n in two_nodes.nodes() if not n["is_head_node"]]
+    _wait(
+        "a trial on the second node",
+        lambda: any(
+            a["node_id"] == second_id and a["state"] == "ALIVE" for a in two_nodes.trial_actors()
+        ),
+        timeout=240,
+    )
+    for pid in [*_descendants(two_nodes.second.pid), two_nodes.second.pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # the node dies at once, its trial with it
+    output, _ = job.communicate(timeout=600)
+    assert job.returncode == 0, output[-3000:]
+    _check_complete(out)
