@@ -32,7 +32,7 @@ from .backbones import build_backbone
 from .config import meta
 from .context import RunContext
 from .data import Dataset
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .label_sets import (
     Heads,
     LabelSet,
@@ -93,13 +93,6 @@ def _train(
     trainer = Trainer(config, data, ctx)
     domain = trainer.view.domain
     sets = label_sets(config, domain)
-    if which == "clean":
-        for s in sets:
-            if (
-                not s.continuous
-                and not (domain.column(s.clean)[domain.indices("train")] >= 0).any()
-            ):
-                raise ConfigError(f"noisy_clean needs clean '{s.clean}' labels on training rows")
     labels = torch.tensor(
         training_labels(sets, domain.labels, domain.label_names, which), device=trainer.device
     )
@@ -135,8 +128,25 @@ def _train(
     )
 
 
-@register_method("noisy_clean", config=LabelSetsConfig)
-def train_clean(config: LabelSetsConfig, data: Dataset, ctx: RunContext) -> dict[str, float]:
+@dataclass(frozen=True)
+class CleanLabelsConfig(LabelSetsConfig):
+    """Training on the clean columns: they must be labelled on training rows."""
+
+    def check_data(self, data: Dataset) -> None:
+        super().check_data(data)
+        domain = data.domain(self.domain)
+        train = domain.indices("train")
+        for task in self.discrete:
+            clean = self.clean_of(task)
+            if not (domain.column(clean)[train] >= 0).any():
+                raise DataError(
+                    f"noisy_clean trains on the clean labels, but '{clean}' has no labelled"
+                    f" training row in domain '{domain.name}'"
+                )
+
+
+@register_method("noisy_clean", config=CleanLabelsConfig)
+def train_clean(config: CleanLabelsConfig, data: Dataset, ctx: RunContext) -> dict[str, float]:
     return _train(config, data, ctx, "clean")
 
 

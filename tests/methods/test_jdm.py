@@ -259,3 +259,23 @@ def test_noisy_sets_on_shapes_has_four_classes_and_the_same_columns() -> None:
     assert set(np.unique(domain.column("digit"))) == {0, 1, 2, 3}
     wrong = domain.column("digit_n3") != domain.column("digit")
     assert int(wrong.sum()) == round(0.4 * len(domain))
+
+
+def test_noisy_clean_refuses_a_clean_column_without_training_labels(noisy_sets) -> None:
+    from methods.errors import DataError
+
+    config = get_method("noisy_clean").make_config({**SETS, "clean": ["digit_n1"] * 3 + ["ink"]})
+    config.check_data(noisy_sets)  # labelled: fine
+    domain = noisy_sets.domain()
+    hidden = domain.labels.copy()
+    hidden[domain.indices("train"), domain.column_index("digit")] = -1
+    from methods.data import Dataset, Domain
+
+    blank = Dataset(
+        "blank",
+        {"digits": Domain("digits", domain.inputs, hidden, domain.label_names, domain.split)},
+        "blank",
+    )
+    config = get_method("noisy_clean").make_config(SETS)
+    with pytest.raises(DataError, match="'digit' has no labelled training row"):
+        config.check_data(blank)

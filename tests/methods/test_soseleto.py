@@ -244,7 +244,7 @@ def test_noise_curve_and_accounted_against_a_hand_count() -> None:
 
 
 @pytest.mark.parametrize("mode", ["target_only", "fine_tune", "source_only"])
-def test_baselines_train_with_the_same_steps_and_report(mode: str) -> None:
+def test_baselines_train_and_report_without_alpha(mode: str) -> None:
     data = load_dataset("noisy_plane", {"n_source": 64, "n_noisy": 10, "n_target": 20})
     config = get_method("soseleto").make_config(
         {**TOY, "epochs": 2, "mode": mode, "pretrain_epochs": 1}
