@@ -8,9 +8,13 @@ batch of inputs to (N, out_dim) features, fitted to any input:
 - `shallow_mlp`: one hidden ReLU layer of `feature_dim` units (32 when 0; the
   SOSELETO toy's 2-2-2 network is `feature_dim=2`);
 - torchvision's resnet18, resnet34, vgg11, vgg19, alexnet, densenet121,
-  mobilenet_v2, shufflenet_v2_x1_0, efficientnet_b0, always `weights=None`
-  (nothing is downloaded). The first convolution is rebuilt for the input's
-  channel count, the classifier is dropped, and inputs smaller than the
+  mobilenet_v2, shufflenet_v2_x1_0, efficientnet_b0, built with `weights=None`
+  (nothing is downloaded). `weights=FILE` loads a torchvision state dict the
+  user has on disk (e.g. torch.hub's resnet18-f37072fd.pth, the ImageNet
+  weights the AAL paper starts from, §4.1). The first convolution is rebuilt
+  when the input's channel count differs from 3 (pretrained filters summed over
+  RGB and spread over the new channels, so a grey image replicated to RGB gives
+  the same response), the classifier is dropped, and inputs smaller than the
   network's minimum are upsampled (bilinear) inside the module, so 8×8 digits
   reach AlexNet as 64×64.
 
@@ -20,7 +24,9 @@ batch of inputs to (N, out_dim) features, fitted to any input:
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -77,10 +83,20 @@ class Backbone(nn.Module):
         return self.proj(torch.flatten(self.trunk(x), 1))
 
 
-def check_backbone(name: str, input_shape: tuple[int, ...]) -> None:
-    """Reject an unknown backbone, or an image backbone on feature vectors."""
+def check_backbone(name: str, input_shape: tuple[int, ...], weights: str = "") -> None:
+    """Reject an unknown backbone, an image backbone on feature vectors, or weights
+    that are not a file (or not for a torchvision backbone)."""
     if name not in BACKBONES:
         raise ConfigError(f"unknown backbone '{name}'; available: {', '.join(BACKBONES)}")
+    if weights and name not in _MIN_SIZE:
+        raise ConfigError(
+            f"weights={weights} needs a torchvision backbone ({', '.join(_MIN_SIZE)}), not {name}"
+        )
+    if weights and not Path(weights).expanduser().is_file():
+        raise ConfigError(
+            f"weights={weights} is not a file; give a torchvision state dict on this machine"
+            " (e.g. ~/.cache/torch/hub/checkpoints/resnet18-f37072fd.pth)"
+        )
     if name in IMAGE_ONLY and len(input_shape) != 3:
         raise ConfigError(
             f"backbone '{name}' needs image inputs (N, C, H, W) but the data holds feature"
@@ -88,8 +104,10 @@ def check_backbone(name: str, input_shape: tuple[int, ...]) -> None:
         )
 
 
-def build_backbone(name: str, input_shape: tuple[int, ...], feature_dim: int = 0) -> Backbone:
-    check_backbone(name, input_shape)
+def build_backbone(
+    name: str, input_shape: tuple[int, ...], feature_dim: int = 0, weights: str = ""
+) -> Backbone:
+    check_backbone(name, input_shape, weights)
     if name == "mlp":
         return Backbone(_mlp(_flat_width(input_shape)), 256, feature_dim=feature_dim)
     if name == "shallow_mlp":
@@ -102,7 +120,7 @@ def build_backbone(name: str, input_shape: tuple[int, ...], feature_dim: int = 0
     channels = input_shape[0]
     if name == "small_cnn":
         return Backbone(_small_cnn(channels), 64, feature_dim=feature_dim)
-    trunk, out_dim = _TORCHVISION[name](channels)
+    trunk, out_dim = _TORCHVISION[name](_torchvision(name, weights), channels)
     return Backbone(trunk, out_dim, _MIN_SIZE[name], feature_dim)
 
 
@@ -138,8 +156,12 @@ def _mlp(width: int) -> nn.Module:
 
 
 def _conv_like(conv: Any, channels: int) -> nn.Conv2d:
-    """The same convolution, reading `channels` input channels."""
-    return nn.Conv2d(
+    """`conv`, reading `channels` input channels: itself when it already does;
+    otherwise a new convolution whose filters are `conv`'s summed over its input
+    channels and divided among the new ones (pretrained filters stay meaningful)."""
+    if conv.in_channels == channels:
+        return conv
+    new = nn.Conv2d(
         channels,
         conv.out_channels,
         kernel_size=conv.kernel_size,
@@ -147,74 +169,82 @@ def _conv_like(conv: Any, channels: int) -> nn.Conv2d:
         padding=conv.padding,
         bias=conv.bias is not None,
     )
+    with torch.no_grad():
+        summed = conv.weight.sum(dim=1, keepdim=True)
+        new.weight.copy_(summed.repeat(1, channels, 1, 1) / channels)
+        if conv.bias is not None and new.bias is not None:
+            new.bias.copy_(conv.bias)
+    return new
 
 
-def _torchvision(name: str) -> Any:
-    """A torchvision model with random weights (`weights=None`: nothing is downloaded)."""
+def _torchvision(name: str, weights: str = "") -> Any:
+    """A torchvision model, with random weights or those of `weights` (a state dict
+    file on disk: nothing is downloaded)."""
     import torchvision.models as tvm
 
-    return getattr(tvm, name)(weights=None)
+    net = getattr(tvm, name)(weights=None)
+    if weights:
+        path = Path(weights).expanduser()
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            net.load_state_dict(state)
+        except (RuntimeError, OSError, KeyError, TypeError, pickle.UnpicklingError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise ConfigError(
+                f"weights={weights} is not a state dict of torchvision's {name} ({first})"
+            ) from None
+    return net
 
 
-def _resnet(name: str) -> Callable[[int], tuple[nn.Module, int]]:
-    def make(channels: int) -> tuple[nn.Module, int]:
-        net = _torchvision(name)
-        net.conv1 = _conv_like(net.conv1, channels)
-        out = int(net.fc.in_features)
-        net.fc = nn.Identity()
-        return net, out
-
-    return make
+def _resnet(net: Any, channels: int) -> tuple[nn.Module, int]:
+    net.conv1 = _conv_like(net.conv1, channels)
+    out = int(net.fc.in_features)
+    net.fc = nn.Identity()
+    return net, out
 
 
-def _vgg(name: str) -> Callable[[int], tuple[nn.Module, int]]:
-    def make(channels: int) -> tuple[nn.Module, int]:
-        net = _torchvision(name)
-        net.features[0] = _conv_like(net.features[0], channels)
-        return nn.Sequential(net.features, nn.AdaptiveAvgPool2d(1)), 512
-
-    return make
+def _vgg(net: Any, channels: int) -> tuple[nn.Module, int]:
+    net.features[0] = _conv_like(net.features[0], channels)
+    return nn.Sequential(net.features, nn.AdaptiveAvgPool2d(1)), 512
 
 
-def _alexnet(channels: int) -> tuple[nn.Module, int]:
-    net = _torchvision("alexnet")
+def _alexnet(net: Any, channels: int) -> tuple[nn.Module, int]:
     net.features[0] = _conv_like(net.features[0], channels)
     return nn.Sequential(net.features, nn.AdaptiveAvgPool2d(1)), 256
 
 
-def _densenet121(channels: int) -> tuple[nn.Module, int]:
-    net = _torchvision("densenet121")
+def _densenet121(net: Any, channels: int) -> tuple[nn.Module, int]:
     net.features.conv0 = _conv_like(net.features.conv0, channels)
     return nn.Sequential(net.features, nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1)), 1024
 
 
-def _first_block_conv(name: str, out_dim: int) -> Callable[[int], tuple[nn.Module, int]]:
+def _first_block_conv(out_dim: int) -> Callable[[Any, int], tuple[nn.Module, int]]:
     """mobilenet_v2 / efficientnet_b0: the stem conv is features[0][0]."""
 
-    def make(channels: int) -> tuple[nn.Module, int]:
-        net = _torchvision(name)
+    def make(net: Any, channels: int) -> tuple[nn.Module, int]:
         net.features[0][0] = _conv_like(net.features[0][0], channels)
         return nn.Sequential(net.features, nn.AdaptiveAvgPool2d(1)), out_dim
 
     return make
 
 
-def _shufflenet(channels: int) -> tuple[nn.Module, int]:
-    net = _torchvision("shufflenet_v2_x1_0")
+def _shufflenet(net: Any, channels: int) -> tuple[nn.Module, int]:
     net.conv1[0] = _conv_like(net.conv1[0], channels)
     out = int(net.fc.in_features)
     net.fc = nn.Identity()
     return net, out
 
 
-_TORCHVISION: dict[str, Callable[[int], tuple[nn.Module, int]]] = {
-    "resnet18": _resnet("resnet18"),
-    "resnet34": _resnet("resnet34"),
-    "vgg11": _vgg("vgg11"),
-    "vgg19": _vgg("vgg19"),
+# each adapts a torchvision model (built by `_torchvision`) to `channels` inputs and
+# returns its feature trunk and width
+_TORCHVISION: dict[str, Callable[[Any, int], tuple[nn.Module, int]]] = {
+    "resnet18": _resnet,
+    "resnet34": _resnet,
+    "vgg11": _vgg,
+    "vgg19": _vgg,
     "alexnet": _alexnet,
     "densenet121": _densenet121,
-    "mobilenet_v2": _first_block_conv("mobilenet_v2", 1280),
+    "mobilenet_v2": _first_block_conv(1280),
     "shufflenet_v2_x1_0": _shufflenet,
-    "efficientnet_b0": _first_block_conv("efficientnet_b0", 1280),
+    "efficientnet_b0": _first_block_conv(1280),
 }

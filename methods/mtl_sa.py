@@ -354,7 +354,9 @@ def train(config: MTLSAConfig, data: Dataset, ctx: RunContext) -> dict[str, floa
     spec_b = TaskSpec(spec_b.name, spec_b.column, spec_b.num_classes, softmax=True)
     stl = config.mode == "stl"
     if stl:
-        second = build_backbone(config.backbone, view_a.domain.input_shape, config.feature_dim)
+        second = build_backbone(
+            config.backbone, view_a.domain.input_shape, config.feature_dim, config.weights
+        )
         trainer.backbone = _SideBySide(trainer.backbone, second.to(trainer.device))  # type: ignore[assignment]
     layers = TaskLayers(
         trainer.backbone.out_dim,

@@ -291,7 +291,7 @@ def train_coteaching(config: CoteachingConfig, data: Dataset, ctx: RunContext) -
     (s,) = label_sets(config, trainer.view.domain)
     heads = Heads(trainer.backbone.out_dim, [s]).to(trainer.device)
     peer_backbone = build_backbone(
-        config.backbone, trainer.view.domain.input_shape, config.feature_dim
+        config.backbone, trainer.view.domain.input_shape, config.feature_dim, config.weights
     ).to(trainer.device)
     peer_heads = Heads(peer_backbone.out_dim, [s]).to(trainer.device)
     net1 = _Net(trainer.backbone, heads)

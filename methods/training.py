@@ -47,6 +47,13 @@ class TrainConfig:
         metadata=meta("feature extractor F (§4.1: ResNet18)", choices=BACKBONES),
     )
     feature_dim: int = field(default=0, metadata=meta("projection width of F; 0 = native", min=0))
+    weights: str = field(
+        default="",
+        metadata=meta(
+            "a torchvision state dict file for F (§4.1: ImageNet-pretrained ResNet18, e.g."
+            " resnet18-f37072fd.pth); '' = random init. Nothing is downloaded"
+        ),
+    )
     epochs: int = field(default=6, metadata=meta("training epochs (§4.1: 6)", min=1))
     batch_size: int = field(
         default=64, metadata=meta("minibatch size (not stated in the paper)", min=2)
@@ -92,7 +99,7 @@ class TrainConfig:
     def check_training(self, data: Dataset) -> Domain:
         """Checks every supervised kernel needs; returns the domain trained on."""
         domain = data.domain(self.domain)
-        check_backbone(self.backbone, domain.input_shape)
+        check_backbone(self.backbone, domain.input_shape, self.weights)
         for split in ("train", "val"):
             if len(domain.indices(split)) == 0:
                 raise DataError(f"domain '{domain.name}' has no '{split}' samples")
@@ -323,7 +330,7 @@ class Trainer:
         self.view = DomainView(self.domain, self.device)
         self._views = {self.domain.name: self.view}
         self.backbone: Backbone = build_backbone(
-            config.backbone, self.domain.input_shape, config.feature_dim
+            config.backbone, self.domain.input_shape, config.feature_dim, config.weights
         ).to(self.device)
 
     def view_of(self, name: str) -> DomainView:

@@ -1,7 +1,8 @@
 """Turning the flags every command shares into validated objects.
 
 - data: `--dataset NAME[:key=value,...]` (a built-in, with options such as
-  `shapes:n=2000,image_size=24`) or `--data FILE.npz`;
+  `shapes:n=2000,image_size=24`; or a format read from `--data-root DIR`, such
+  as `celeba:size=64`) or `--data FILE.npz`;
 - method settings: `--config FILE.yaml` (a mapping), then repeated
   `--set key=value` overrides, each value read as YAML (`3`, `0.1`, `[a, b]`).
 
@@ -10,12 +11,14 @@ Every problem is a `UserInputError` naming the bad value.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from methods.data import Dataset, load_dataset, load_npz
+from methods.data.formats import FORMATS, is_disk_format, load_from_disk
 
 from .errors import UserInputError
 
@@ -49,17 +52,35 @@ def parse_dataset_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name.strip(), options
 
 
-def resolve_dataset(dataset: str | None, data: str | None) -> Dataset:
+def resolve_dataset(dataset: str | None, data: str | None, data_root: str | None = None) -> Dataset:
     if dataset and data:
         raise UserInputError("give either --dataset NAME or --data FILE.npz, not both")
     if data:
+        if data_root:
+            raise UserInputError("--data-root goes with --dataset NAME, not with --data FILE.npz")
         if not data.endswith(".npz"):
             raise UserInputError(f"--data {data}: expected a .npz file (see the data contract)")
         return load_npz(data)
     if not dataset:
         raise UserInputError("no data given; pass --dataset NAME (e.g. shapes) or --data FILE.npz")
     name, options = parse_dataset_spec(dataset)
+    if is_disk_format(name):
+        if not data_root:
+            raise UserInputError(
+                f"--dataset {name} is read from disk; add --data-root DIR, the folder that"
+                " holds it as distributed (see README, 'Real datasets, as distributed')"
+            )
+        return load_from_disk(name, data_root, options, echo=_echo)
+    if data_root:
+        raise UserInputError(
+            f"--dataset {name} is built in and takes no --data-root; formats read from disk:"
+            f" {', '.join(sorted(FORMATS))}"
+        )
     return load_dataset(name, options)
+
+
+def _echo(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def parse_sets(items: list[str] | None) -> dict[str, Any]:

@@ -18,6 +18,12 @@ import ray
 # Ray Tune's own console reporter would interleave with our progress lines; the
 # classic reporter (chosen when a Tuner runs) is silent at verbose=0.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+# When a driver prints worker messages (a node lost, a worker killed), Ray swaps
+# builtins.print for its tqdm-safe one. Our searchers keep a reference to print
+# (progress lines), and cloudpickle refuses a builtin that is no longer the one
+# in builtins: the next stage's Tuner then failed with "Can't pickle <built-in
+# function print>" (seen after a node was killed mid-search).
+os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
 
 
 @contextmanager

@@ -1,6 +1,8 @@
-"""Datasets: built-in (generated or shipped with scikit-learn, never downloaded)
-and bring-your-own `.npz`. `load_dataset("shapes", {"n": 2000})` or
-`load_npz("my.npz")`; both return a `Dataset` of named domains.
+"""Datasets: built-in (generated or shipped with scikit-learn, never downloaded),
+real ones read from a local folder (`formats`: CelebA, MNIST, SVHN, CIFAR-10,
+MNIST-M, image folder + CSV) and bring-your-own `.npz`.
+`load_dataset("shapes", {"n": 2000})`, `load_from_disk("celeba", DIR)` or
+`load_npz("my.npz")`; each returns a `Dataset` of named domains.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from .digit_domains import make_digit_domains
 from .digit_pair import make_digit_pair
 from .digit_transfer import make_digit_transfer
 from .digits import make_digits
+from .formats import FORMATS, load_from_disk
 from .noisy_digits import make_noisy_digits
 from .noisy_plane import make_noisy_plane
 from .noisy_sets import make_noisy_sets
@@ -69,8 +72,8 @@ def _builtin(name: str) -> Callable[..., Dataset]:
         return BUILTIN_DATASETS[name]
     except KeyError:
         raise DataError(
-            f"unknown dataset '{name}'; built-in datasets: {', '.join(sorted(BUILTIN_DATASETS))}"
-            " (or pass --data FILE.npz)"
+            f"unknown dataset '{name}'; built-in datasets: {', '.join(sorted(BUILTIN_DATASETS))};"
+            f" read from --data-root: {', '.join(sorted(FORMATS))} (or pass --data FILE.npz)"
         ) from None
 
 
@@ -82,6 +85,7 @@ __all__ = [
     "Domain",
     "dataset_options",
     "load_dataset",
+    "load_from_disk",
     "load_npz",
     "make_digit_domains",
     "make_digit_pair",

@@ -42,8 +42,9 @@ def _pairs(tmp_path: Path, *extra: str) -> list[str]:
         (["--seed", "-1"], "argument --seed: -1 must be ≥ 0"),
         (["--dataset", "shapes:seed=-1"], "seed=-1 must be a non-negative integer"),
         (
-            ["--dataset", "mnist"],
-            f"unknown dataset 'mnist'; built-in datasets: {', '.join(sorted(BUILTIN_DATASETS))}",
+            ["--dataset", "imagenet"],
+            f"unknown dataset 'imagenet'; built-in datasets: {', '.join(sorted(BUILTIN_DATASETS))};"
+            " read from --data-root: celeba, cifar10, image_csv, mnist, mnist_m, svhn",
         ),
         (["--dataset", "shapes:n"], "option 'n' is not key=value"),
         (["--config", "missing.yaml"], "--config missing.yaml does not exist"),

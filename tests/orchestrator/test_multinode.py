@@ -23,6 +23,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from .faults import (
+    RandomKill,
+    check_only_missing_were_trained,
+    check_pair_search,
+    fault_rng,
+    stage_one_cells,
+)
+
 pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent
@@ -72,6 +80,20 @@ def _descendants(pid: int) -> list[int]:
         children = {c for c, p in parent_of.items() if p in frontier}
         found += sorted(children)
         frontier = children
+    return found
+
+
+def _pids_running(text: str) -> list[int]:
+    """Processes whose command line mentions `text` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in cmdline and "pytest" not in cmdline:
+                found.append(int(entry.name))
     return found
 
 
@@ -143,9 +165,10 @@ def two_nodes(tmp_path: Path) -> Iterator[Cluster]:
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def _submit(cluster: Cluster, out: Path, *extra: str) -> list[str]:
+def _submit(cluster: Cluster, out: Path, *extra: str, working_dir: bool = False) -> list[str]:
     return [
-        str(BIN / "ray"), "job", "submit", "--address", cluster.dashboard, "--",
+        str(BIN / "ray"), "job", "submit", "--address", cluster.dashboard,
+        *(["--working-dir", "."] if working_dir else []), "--",
         str(BIN / "auxsearch"), "pairs", "--address", "auto",
         "--attributes", "red,large,left", "--backbone", "small_cnn", "--lambdas", "0.1",
         "--cpus-per-trial", "1", "--out", str(out), *extra,
@@ -168,10 +191,16 @@ def _check_complete(out: Path) -> pd.DataFrame:
 def test_a_pair_search_submitted_as_a_job_runs_on_both_nodes(
     two_nodes: Cluster, tmp_path: Path
 ) -> None:
+    """As the README says: `ray job submit --working-dir . -- auxsearch pairs ...` from
+    the user's project directory, which holds a config file named relatively."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "aal.yaml").write_text("epochs: 1\nbatch_size: 32\n")
     out = tmp_path / "aal"
     job = subprocess.run(
-        _submit(two_nodes, out, "--dataset", "shapes:n=150,image_size=16", "--epochs", "1"),
-        env=two_nodes.env, capture_output=True, text=True, timeout=600,
+        _submit(two_nodes, out, "--dataset", "shapes:n=150,image_size=16",
+                "--config", "aal.yaml", working_dir=True),
+        cwd=project, env=two_nodes.env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-2000:]
     assert "succeeded" in job.stdout + job.stderr
@@ -196,9 +225,52 @@ def test_killing_the_node_running_a_trial_loses_no_cell(two_nodes: Cluster, tmp_
         ),
         timeout=240,
     )
+    rng, seed = fault_rng()
+    time.sleep(rng.uniform(0.0, 2.0))  # a moment the test does not choose
     for pid in [*_descendants(two_nodes.second.pid), two_nodes.second.pid]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)  # the node dies at once, its trial with it
     output, _ = job.communicate(timeout=600)
-    assert job.returncode == 0, output[-3000:]
+    assert job.returncode == 0, f"{seed}\n{output[-3000:]}"
     _check_complete(out)
+
+
+def test_a_killed_job_driver_is_resumed_by_submitting_again(
+    two_nodes: Cluster, tmp_path: Path
+) -> None:
+    """SIGKILL the job's driver at a random moment; submitting the same job again
+    trains only the missing cells, and the tables are complete, cell by cell."""
+    rng, seed = fault_rng()
+    out = tmp_path / "aal"
+    command = _submit(two_nodes, out, "--dataset", "shapes:n=600,image_size=24", "--epochs", "3")
+    submitted = subprocess.run(
+        [*command[:5], "--no-wait", "--submission-id", "first", *command[5:]],
+        env=two_nodes.env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    logs = subprocess.Popen(
+        [str(BIN / "ray"), "job", "logs", "--address", two_nodes.dashboard, "--follow", "first"],
+        env=two_nodes.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+    def kill_driver() -> None:
+        # by command line: the driver may not have joined Ray yet (no driver_info then)
+        for pid in _pids_running(str(out)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    kill = RandomKill.drawn(logs, kill_driver, rng, total=6)
+    kill.run()
+    assert kill.killed_after is not None, f"{seed}: the search ended before the kill"
+    before = (
+        pd.read_parquet(out / "results.parquet") if (out / "results.parquet").exists() else None
+    )
+    recorded = 0 if before is None else len(stage_one_cells(before))
+
+    again = subprocess.run(command, env=two_nodes.env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, f"{seed}\n{again.stdout[-3000:]}"
+    assert f"{recorded} already recorded, {6 - recorded} to train" in again.stdout, seed
+    after = pd.read_parquet(out / "results.parquet")
+    check_pair_search(after, pd.read_parquet(out / "pair_matrix.parquet"), ["red", "large", "left"])
+    if before is not None:
+        check_only_missing_were_trained(before, after)

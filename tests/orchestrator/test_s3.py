@@ -5,6 +5,7 @@ pair search writes its tables there, a rerun resumes from there, and
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -15,35 +16,25 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from .cloud import PAIRS, cli, free_port, write_resume_and_pull
+from .faults import (
+    RandomKill,
+    check_only_missing_were_trained,
+    check_pair_search,
+    fault_rng,
+    stage_one_cells,
+)
+
 pytestmark = pytest.mark.integration
 
 BUCKET = "auxsearch-test"
-PAIRS = [
-    "pairs",
-    "--dataset",
-    "shapes:n=150,image_size=16",
-    "--attributes",
-    "red,large",
-    "--backbone",
-    "small_cnn",
-    "--epochs",
-    "1",
-    "--lambdas",
-    "0.1",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def s3_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A moto S3 server on a free loopback port, a bucket in it, and the environment
     that points boto3, pyarrow and Ray's workers at it; stopped by its pid."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
@@ -84,49 +75,69 @@ def s3_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         server.wait(timeout=30)
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_pairs_write_resume_and_pull_through_s3(s3_env: dict[str, str], tmp_path: Path) -> None:
-    out = f"s3://{BUCKET}/runs/aal"
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    first = _cli(s3_env, *PAIRS, "--out", out, "--storage", storage)
-    assert first.returncode == 0, first.stderr[-2000:]
-    assert "3 to train" in first.stdout
-    assert f"{out}/pair_matrix.parquet" in first.stdout
-    again = _cli(s3_env, *PAIRS, "--out", out, "--storage", storage)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert "3 already recorded, 0 to train" in again.stdout and "(resumed)" in again.stdout
-    dest = tmp_path / "pulled"
-    pulled = _cli(s3_env, "results", "pull", out, str(dest))
-    assert pulled.returncode == 0, pulled.stderr[-2000:]
-    names = sorted(p.name for p in dest.iterdir())
-    assert {"results.parquet", "pair_matrix.parquet", "aal_summary.parquet", "search.json"} <= set(
-        names
+    write_resume_and_pull(s3_env, f"s3://{BUCKET}/runs/aal", tmp_path)
+
+
+def _read_s3_parquet(env: dict[str, str], key: str) -> pd.DataFrame | None:
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    fs = pafs.S3FileSystem(
+        access_key="test",
+        secret_key="test",
+        region="us-east-1",
+        endpoint_override=env["AWS_ENDPOINT_URL_S3"],
     )
-    assert "ray" not in names
-    matrix = pd.read_parquet(dest / "pair_matrix.parquet")
-    assert list(matrix["main"]) == ["red", "large"]
-    results = pd.read_parquet(dest / "results.parquet")
-    assert set(results["trial_id"]) and (results["status"] == "ok").all()
+    if fs.get_file_info(f"{BUCKET}/{key}").type == pafs.FileType.NotFound:
+        return None
+    return pq.read_table(f"{BUCKET}/{key}", filesystem=fs).to_pandas()
+
+
+def test_a_driver_killed_at_a_random_moment_resumes_from_s3(
+    s3_env: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGKILL the driver (and its local Ray) at a random moment of a pair search
+    writing to s3://; the same command again trains only the missing cells, and the
+    tables read back from S3 are complete, cell by cell."""
+    rng, seed = fault_rng()
+    attributes = ["red", "large", "left"]
+    command = [
+        sys.executable, "-m", "orchestrator.cli", "pairs",
+        "--dataset", "shapes:n=600,image_size=24", "--attributes", ",".join(attributes),
+        "--backbone", "small_cnn", "--epochs", "3", "--lambdas", "0.1",
+        "--out", f"s3://{BUCKET}/runs/killed", "--storage", f"sqlite:///{tmp_path / 'o.db'}",
+    ]  # fmt: skip
+    first = subprocess.Popen(
+        command, env={**s3_env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    kill = RandomKill.drawn(first, lambda: os.killpg(first.pid, signal.SIGKILL), rng, total=6)
+    output = kill.run()
+    assert kill.killed_after is not None, f"{seed}: the search ended before the kill\n{output}"
+    before = _read_s3_parquet(s3_env, "runs/killed/results.parquet")
+    recorded = 0 if before is None else len(stage_one_cells(before))
+
+    again = cli(s3_env, *command[3:])
+    assert again.returncode == 0, f"{seed}\n{again.stderr[-3000:]}"
+    assert f"{recorded} already recorded, {6 - recorded} to train" in again.stdout, seed
+    after = _read_s3_parquet(s3_env, "runs/killed/results.parquet")
+    matrix = _read_s3_parquet(s3_env, "runs/killed/pair_matrix.parquet")
+    assert after is not None and matrix is not None
+    check_pair_search(after, matrix, attributes)
+    if before is not None:
+        check_only_missing_were_trained(before, after)
 
 
 def test_s3_without_storage_or_bucket_fails_in_one_sentence(
     s3_env: dict[str, str], tmp_path: Path
 ) -> None:
-    no_db = _cli(s3_env, *PAIRS, "--out", f"s3://{BUCKET}/runs/x")
+    no_db = cli(s3_env, *PAIRS, "--out", f"s3://{BUCKET}/runs/x")
     assert no_db.returncode == 2
     assert "pass --storage with a database URL" in no_db.stderr
     assert "Traceback" not in no_db.stderr
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    no_bucket = _cli(s3_env, *PAIRS, "--out", "s3://missing-bucket/runs", "--storage", storage)
+    no_bucket = cli(s3_env, *PAIRS, "--out", "s3://missing-bucket/runs", "--storage", storage)
     assert no_bucket.returncode == 2
     assert "cannot be written" in no_bucket.stderr and "Traceback" not in no_bucket.stderr
 

@@ -82,7 +82,7 @@ def test_bad_options(options: dict[str, object], message: str) -> None:
 def test_unknown_dataset_lists_builtins() -> None:
     with pytest.raises(
         DataError,
-        match=f"built-in datasets: {', '.join(sorted(BUILTIN_DATASETS))} \\(or pass",
+        match=f"built-in datasets: {', '.join(sorted(BUILTIN_DATASETS))}; read from --data-root:",
     ):
         load_dataset("imagenet")
 
