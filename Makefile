@@ -51,6 +51,7 @@ bench: $(INSTALL_STAMP)
 	$(PY) benchmarks/kernels_device.py
 	$(PY) benchmarks/sweep_asha.py
 	$(PY) benchmarks/soseleto_step.py
+	$(PY) benchmarks/decode_cache.py
 
 clean:
 	rm -rf $(VENV) auxsearch-demo .pytest_cache .mypy_cache .ruff_cache *.egg-info
