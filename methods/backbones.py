@@ -24,6 +24,7 @@ batch of inputs to (N, out_dim) features, fitted to any input:
 
 from __future__ import annotations
 
+import functools
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -88,20 +89,32 @@ def check_backbone(name: str, input_shape: tuple[int, ...], weights: str = "") -
     that are not a file (or not for a torchvision backbone)."""
     if name not in BACKBONES:
         raise ConfigError(f"unknown backbone '{name}'; available: {', '.join(BACKBONES)}")
-    if weights and name not in _MIN_SIZE:
-        raise ConfigError(
-            f"weights={weights} needs a torchvision backbone ({', '.join(_MIN_SIZE)}), not {name}"
-        )
-    if weights and not Path(weights).expanduser().is_file():
-        raise ConfigError(
-            f"weights={weights} is not a file; give a torchvision state dict on this machine"
-            " (e.g. ~/.cache/torch/hub/checkpoints/resnet18-f37072fd.pth)"
-        )
     if name in IMAGE_ONLY and len(input_shape) != 3:
         raise ConfigError(
             f"backbone '{name}' needs image inputs (N, C, H, W) but the data holds feature"
             f" vectors of shape {input_shape}; use backbone=mlp"
         )
+    if weights and name not in _MIN_SIZE:
+        raise ConfigError(
+            f"weights={weights} needs a torchvision backbone ({', '.join(_MIN_SIZE)}), not {name}"
+        )
+    if weights:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"weights={weights} is not a file; give a torchvision state dict on this"
+                " machine (e.g. ~/.cache/torch/hub/checkpoints/resnet18-f37072fd.pth)"
+            )
+        st = path.stat()
+        _check_weights(name, weights, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _check_weights(name: str, weights: str, size: int, mtime_ns: int) -> None:
+    """Load `weights` into `name` once per process and file version, so a file that
+    does not fit is refused when the config is checked (before a search starts),
+    not in every trial."""
+    _torchvision(name, weights)
 
 
 def build_backbone(

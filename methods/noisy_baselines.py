@@ -20,6 +20,7 @@ method on the label-set scaffolding of `label_sets.py`:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -34,6 +35,7 @@ from .context import RunContext
 from .data import Dataset
 from .errors import ConfigError, DataError
 from .label_sets import (
+    EpochHistory,
     Heads,
     LabelSet,
     LabelSetsConfig,
@@ -83,33 +85,30 @@ def majority_vote(votes: np.ndarray) -> np.ndarray:
     return result
 
 
-def _train(
-    config: LabelSetsConfig,
-    data: Dataset,
-    ctx: RunContext,
-    which: TrainLabels,
+# What one batch costs: (outputs of every head, the batch's rows, its label table)
+# → the loss, or None when the batch holds nothing to learn from.
+BatchLoss = Callable[[list[torch.Tensor], np.ndarray, torch.Tensor], torch.Tensor | None]
+
+
+def _fit_heads(
+    trainer: Trainer,
+    history: EpochHistory,
+    sets: list[LabelSet],
+    batch_loss: BatchLoss,
 ) -> dict[str, float]:
-    ctx, history = recording(ctx)
-    trainer = Trainer(config, data, ctx)
-    domain = trainer.view.domain
-    sets = label_sets(config, domain)
-    labels = torch.tensor(
-        training_labels(sets, domain.labels, domain.label_names, which), device=trainer.device
-    )
+    """The backbone and one head per set, trained by one optimiser on `batch_loss`
+    and scored as every label-set method is (`run_scored`)."""
     heads = Heads(trainer.backbone.out_dim, sets).to(trainer.device)
     opt = trainer.optimizer([*trainer.backbone.parameters(), *heads.parameters()])
-    # column k of `labels` is what head k trains on
-    by_position = [
-        LabelSet(s.name, k, s.clean, s.continuous, s.classes) for k, s in enumerate(sets)
-    ]
 
     def train_epoch() -> dict[str, float]:
         trainer.backbone.train()
         heads.train()
         total, n = torch.zeros((), device=trainer.device), 0
-        for rows, x, _ in trainer.view.epoch_rows(config.batch_size, trainer.rng):
-            y = labels[torch.from_numpy(rows).to(trainer.device)]
-            loss = eq10_loss(heads(trainer.backbone(x)), y, by_position, config.gamma)
+        for rows, x, y in trainer.view.epoch_rows(trainer.config.batch_size, trainer.rng):
+            loss = batch_loss(heads(trainer.backbone(x)), rows, y)
+            if loss is None:
+                continue
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -126,6 +125,31 @@ def _train(
         train_epoch,
         [trainer.scheduler(opt)],
     )
+
+
+def _train(
+    config: LabelSetsConfig,
+    data: Dataset,
+    ctx: RunContext,
+    which: TrainLabels,
+) -> dict[str, float]:
+    ctx, history = recording(ctx)
+    trainer = Trainer(config, data, ctx)
+    domain = trainer.view.domain
+    sets = label_sets(config, domain)
+    labels = torch.tensor(
+        training_labels(sets, domain.labels, domain.label_names, which), device=trainer.device
+    )
+    # column k of `labels` is what head k trains on
+    by_position = [
+        LabelSet(s.name, k, s.clean, s.continuous, s.classes) for k, s in enumerate(sets)
+    ]
+
+    def batch_loss(outputs: list[torch.Tensor], rows: np.ndarray, _: torch.Tensor) -> torch.Tensor:
+        y = labels[torch.from_numpy(rows).to(trainer.device)]
+        return eq10_loss(outputs, y, by_position, config.gamma)
+
+    return _fit_heads(trainer, history, sets, batch_loss)
 
 
 @dataclass(frozen=True)
@@ -204,38 +228,19 @@ def train_sce(config: SCEConfig, data: Dataset, ctx: RunContext) -> dict[str, fl
     ctx, history = recording(ctx)
     trainer = Trainer(config, data, ctx)
     (s,) = label_sets(config, trainer.view.domain)
-    heads = Heads(trainer.backbone.out_dim, [s]).to(trainer.device)
-    opt = trainer.optimizer([*trainer.backbone.parameters(), *heads.parameters()])
 
-    def train_epoch() -> dict[str, float]:
-        trainer.backbone.train()
-        heads.train()
-        total, n = torch.zeros((), device=trainer.device), 0
-        for x, y in trainer.batches():
-            t = y[:, s.column]
-            mask = t >= 0
-            if int(mask.sum()) == 0:
-                continue
-            (logits,) = heads(trainer.backbone(x[mask]))
-            loss = symmetric_cross_entropy(
-                logits, t[mask].long(), config.sce_alpha, config.sce_beta, config.log_clip
-            )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach()
-            n += 1
-        return {"loss": float(total) / max(n, 1)}
+    def batch_loss(
+        outputs: list[torch.Tensor], _: np.ndarray, y: torch.Tensor
+    ) -> torch.Tensor | None:
+        t = y[:, s.column]
+        mask = t >= 0
+        if int(mask.sum()) == 0:
+            return None
+        return symmetric_cross_entropy(
+            outputs[0][mask], t[mask].long(), config.sce_alpha, config.sce_beta, config.log_clip
+        )
 
-    return run_scored(
-        trainer,
-        history,
-        [s],
-        [trainer.backbone, heads],
-        lambda x: heads(trainer.backbone(x)),
-        train_epoch,
-        [trainer.scheduler(opt)],
-    )
+    return _fit_heads(trainer, history, [s], batch_loss)
 
 
 @dataclass(frozen=True)

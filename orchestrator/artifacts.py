@@ -12,22 +12,20 @@ is written atomically through `OutputDir`. Tables with a plot:
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from .figures import png_bytes, pyplot
 from .storage import OutputDir
+from .tables import write_parquet
 
 ArtifactWriter = Callable[[str, dict[str, np.ndarray]], None]
 
 
-def parquet_bytes(columns: dict[str, np.ndarray]) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(pa.table({k: np.asarray(v) for k, v in columns.items()}), sink)
-    return sink.getvalue()
+def columns_table(columns: dict[str, np.ndarray]) -> pa.Table:
+    return pa.table({k: np.asarray(v) for k, v in columns.items()})
 
 
 def artifact_writer(out: OutputDir, stem: Callable[[str], str]) -> ArtifactWriter:
@@ -35,7 +33,7 @@ def artifact_writer(out: OutputDir, stem: Callable[[str], str]) -> ArtifactWrite
     table has a plot) under `out`."""
 
     def write(name: str, columns: dict[str, np.ndarray]) -> None:
-        out.write_bytes(f"{stem(name)}.parquet", parquet_bytes(columns))
+        write_parquet(out, f"{stem(name)}.parquet", columns_table(columns))
         plot = PLOTS.get(name)
         if plot is not None:
             out.write_bytes(f"{stem(name)}.png", plot(columns))
@@ -46,10 +44,7 @@ def artifact_writer(out: OutputDir, stem: Callable[[str], str]) -> ArtifactWrite
 def noise_curve_png(columns: dict[str, np.ndarray]) -> bytes:
     """SOSELETO's Figure 2: effective noise level against the fraction of source
     samples kept, keeping those with the largest α."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     kept = np.asarray(columns["kept_fraction"], dtype=np.float64)
     noise = np.asarray(columns["effective_noise"], dtype=np.float64)
@@ -62,18 +57,12 @@ def noise_curve_png(columns: dict[str, np.ndarray]) -> bytes:
     ax.set_ylim(0, max(0.05, float(noise.max()) * 1.15))
     ax.legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig, dpi=110)
 
 
 def samples_png(columns: dict[str, np.ndarray]) -> bytes:
     """A grid of generated images: one row per label, one column per sample."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     labels = np.asarray(columns["label"])
     order = np.lexsort((np.asarray(columns["sample"]), labels))
@@ -99,10 +88,7 @@ def samples_png(columns: dict[str, np.ndarray]) -> bytes:
     for row, label in enumerate(classes):
         axes[row][0].set_title(str(label), fontsize=6, loc="left")
     fig.tight_layout(pad=0.2)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig, dpi=100)
 
 
 PLOTS: dict[str, Callable[[dict[str, np.ndarray]], bytes]] = {

@@ -626,11 +626,12 @@ def _run_output(location: str) -> OutputDir:
 def _write_run(out: OutputDir, history: list[dict[str, float]], final: dict[str, float]) -> None:
     import numpy as np
 
-    from .artifacts import parquet_bytes
+    from .artifacts import columns_table
+    from .tables import write_parquet
 
     keys = sorted({k for row in history for k in row})
     columns = {k: np.array([row.get(k, np.nan) for row in history]) for k in keys}
-    out.write_bytes(RUN_HISTORY_FILE, parquet_bytes(columns))
+    write_parquet(out, RUN_HISTORY_FILE, columns_table(columns))
     out.write_bytes(RUN_FINAL_FILE, (json.dumps(final, indent=2, sort_keys=True) + "\n").encode())
 
 

@@ -4,13 +4,15 @@
 Copied: every file of the search except Ray's own experiment folder `ray/`
 (trial logs and staging, often large; `--with-ray` copies it too), so the
 Parquet tables, plots, `search.json`, the study file and `artifacts/`. Each file
-is written atomically. DEST may hold an earlier pull of the same search (its
-files are refreshed); a DEST holding another search is refused, so no result
-is ever overwritten by an unrelated one.
+is written atomically. DEST may hold an earlier pull of the same search (the
+same identity in `search.json`, even if a rerun has since added seeds or λ
+values): its files are refreshed. A DEST holding another search is refused, so
+no result is ever overwritten by an unrelated one.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pyarrow.fs as pafs
@@ -30,11 +32,15 @@ def pull(source: str, destination: str, *, with_ray: bool = False, echo: Echo = 
             f"{source} holds no auxsearch search ({manifest.MANIFEST} is missing); give the --out"
             " of a pairs, sweep or grid run"
         )
-    theirs = src.read_bytes(manifest.MANIFEST)
-    if dest.exists(manifest.MANIFEST) and dest.read_bytes(manifest.MANIFEST) != theirs:
+    # the same search may have grown since the last pull (more seeds or λ values:
+    # other settings, the same identity); only another identity is refused
+    theirs = _identity(src.read_bytes(manifest.MANIFEST))
+    if dest.exists(manifest.MANIFEST) and (
+        theirs is None or _identity(dest.read_bytes(manifest.MANIFEST)) != theirs
+    ):
         raise OutputError(
-            f"{destination} already holds another search ({manifest.MANIFEST} differs);"
-            " pull into a new directory"
+            f"{destination} already holds another search (the identity in"
+            f" {manifest.MANIFEST} differs); pull into a new directory"
         )
     dest.ensure_writable()
     try:
@@ -54,3 +60,11 @@ def pull(source: str, destination: str, *, with_ray: bool = False, echo: Echo = 
         copied += 1
     echo(f"pulled {copied} file(s) from {source} to {destination}")
     return copied
+
+
+def _identity(text: bytes) -> object | None:
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        return None
+    return loaded.get("identity") if isinstance(loaded, dict) else None

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .figures import png_bytes, pyplot
 from .storage import OutputDir
 
 PAIR_MATRIX_FILE = "pair_matrix.parquet"
@@ -82,10 +83,7 @@ def write_parquet(out: OutputDir, name: str, table: pa.Table) -> None:
 
 def heatmap_png(mean: pd.DataFrame, partners: dict[str, list[str]]) -> bytes:
     """Row minus its diagonal, in accuracy points; chosen partners boxed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.patches import Rectangle
 
     names = list(mean.index)
@@ -123,10 +121,7 @@ def heatmap_png(mean: pd.DataFrame, partners: dict[str, list[str]]) -> bytes:
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2, ec="black"))
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig, dpi=110)
 
 
 def frame_table(df: pd.DataFrame, schema: str) -> pa.Table:
@@ -146,10 +141,7 @@ def write_table(out: OutputDir, name: str, df: pd.DataFrame, schema: str) -> Non
 def pca_png(pca: pd.DataFrame, methods: Sequence[str]) -> bytes:
     """Stacked bars per method: the share of test-feature variance in PC1, PC2, the
     next components and the rest (the PL paper's Figure 2), one panel per backbone."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     backbones = sorted(pca["backbone"].unique()) if len(pca) else []
     fig, axes = plt.subplots(
@@ -178,7 +170,4 @@ def pca_png(pca: pd.DataFrame, methods: Sequence[str]) -> bytes:
         ax.set_ylabel("share of test-feature variance")
     axes[0][0].legend(loc="upper right", fontsize=7)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig, dpi=110)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from methods.backbones import BACKBONES, IMAGE_ONLY, build_backbone
+from methods.backbones import BACKBONES, IMAGE_ONLY, build_backbone, check_backbone
 from methods.errors import ConfigError
 
 
@@ -87,3 +87,6 @@ def test_weights_mistakes_are_one_sentence(tmp_path: Path) -> None:
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(ConfigError, match="is not a state dict"):
         build_backbone("resnet18", (3, 32, 32), weights=str(tmp_path / "junk.pth"))
+    # refused when a config is checked, before anything trains
+    with pytest.raises(ConfigError, match="is not a state dict"):
+        check_backbone("resnet18", (3, 32, 32), weights=str(tmp_path / "junk.pth"))

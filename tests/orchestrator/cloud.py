@@ -1,12 +1,16 @@
 """Shared by the cloud-storage tests (s3:// against moto, gs:// against
-gcp-storage-emulator): a free loopback port, the CLI in a subprocess with the
-server's environment, and the write → resume → pull path a user takes."""
+gcp-storage-emulator): a free loopback port, a server run for the length of a
+test, the CLI in a subprocess with the server's environment, and the write →
+resume → pull path a user takes."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +25,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(name: str, args: list[str], ready: Callable[[], object]) -> Iterator[None]:
+    """Run the console script `name` of this environment until the block ends (stopped
+    by its pid); `ready` is retried until it stops raising OSError."""
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / name), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                ready()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"{name} did not start") from None
+                time.sleep(0.2)
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

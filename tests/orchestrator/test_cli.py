@@ -60,6 +60,17 @@ def test_pairs_mistakes(
     assert not (tmp_path / "out").exists()  # nothing written
 
 
+def test_pairs_refuses_weights_that_do_not_fit_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "w.pth").write_bytes(b"not a state dict")
+    args = ["--backbone", "resnet18", "--set", f"weights={tmp_path / 'w.pth'}"]
+    assert main([*_pairs(tmp_path, *args)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is not a state dict of torchvision's resnet18" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [

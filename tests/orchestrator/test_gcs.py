@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .cloud import free_port, write_resume_and_pull
+from .cloud import free_port, serving, write_resume_and_pull
 
 pytestmark = pytest.mark.integration
 
@@ -31,32 +28,18 @@ def gcs_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """The emulator on a free loopback port with a bucket; stopped by its pid."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gcp-storage-emulator"), "start",
-         "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                request = urllib.request.Request(
-                    f"{endpoint}/storage/v1/b?project=test",
-                    data=json.dumps({"name": BUCKET}).encode(),
-                    headers={"Content-Type": "application/json"},
-                )
-                urllib.request.urlopen(request, timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("gcp-storage-emulator did not start") from None
-                time.sleep(0.2)
+    make_bucket = urllib.request.Request(  # also the readiness probe
+        f"{endpoint}/storage/v1/b?project=test",
+        data=json.dumps({"name": BUCKET}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    args = ["start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"]
+    with serving(
+        "gcp-storage-emulator", args, lambda: urllib.request.urlopen(make_bucket, timeout=2).close()
+    ):
         env = {**os.environ, "CLOUD_STORAGE_EMULATOR_ENDPOINT": endpoint}
         env.pop("RAY_ADDRESS", None)
         yield env
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_pairs_write_resume_and_pull_through_gcs(gcs_env: dict[str, str], tmp_path: Path) -> None:

@@ -9,14 +9,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from .cloud import PAIRS, cli, free_port, write_resume_and_pull
+from .cloud import PAIRS, cli, free_port, serving, write_resume_and_pull
 from .faults import (
     RandomKill,
     check_only_missing_were_trained,
@@ -35,22 +34,9 @@ def s3_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A moto S3 server on a free loopback port, a bucket in it, and the environment
     that points boto3, pyarrow and Ray's workers at it; stopped by its pid."""
     port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.2)
-        endpoint = f"http://127.0.0.1:{port}"
+    endpoint = f"http://127.0.0.1:{port}"
+    ready = lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close()  # noqa: E731
+    with serving("moto_server", ["-H", "127.0.0.1", "-p", str(port)], ready):
         env = {
             **os.environ,
             "AWS_ACCESS_KEY_ID": "test",
@@ -70,9 +56,6 @@ def s3_env(tmp_path: Path) -> Iterator[dict[str, str]]:
             region_name="us-east-1",
         ).create_bucket(Bucket=BUCKET)
         yield env
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_pairs_write_resume_and_pull_through_s3(s3_env: dict[str, str], tmp_path: Path) -> None:
@@ -151,14 +134,20 @@ def test_pull_refuses_what_is_not_a_search_and_another_search(tmp_path: Path) ->
     with pytest.raises(OutputError, match="holds no auxsearch search"):
         pull(str(empty), str(tmp_path / "d"))
     a, b, dest = tmp_path / "a", tmp_path / "b", tmp_path / "dest"
-    for folder, text in ((a, '{"x": 1}'), (b, '{"x": 2}')):
+    for folder, x in ((a, 1), (b, 2)):
         folder.mkdir()
-        (folder / "search.json").write_text(text)
-        (folder / "results.parquet").write_bytes(text.encode())
+        (folder / "search.json").write_text(
+            f'{{"identity": {{"x": {x}}}, "settings": {{"seeds": 1}}}}'
+        )
+        (folder / "results.parquet").write_text(f"table {x}")
         (folder / "ray").mkdir()
         (folder / "ray" / "big.log").write_text("log")
     assert pull(str(a), str(dest), echo=lambda _: None) == 2  # ray/ left out
-    assert pull(str(a), str(dest), echo=lambda _: None) == 2  # the same search: refreshed
+    # the same search, grown by a rerun with more seeds: refreshed, not refused
+    (a / "search.json").write_text('{"identity": {"x": 1}, "settings": {"seeds": 3}}')
+    (a / "results.parquet").write_text("table 1, 3 seeds")
+    assert pull(str(a), str(dest), echo=lambda _: None) == 2
+    assert (dest / "results.parquet").read_text() == "table 1, 3 seeds"
     with pytest.raises(OutputError, match="already holds another search"):
         pull(str(b), str(dest))
-    assert (dest / "results.parquet").read_text() == '{"x": 1}'
+    assert (dest / "results.parquet").read_text() == "table 1, 3 seeds"

@@ -46,12 +46,17 @@ class CachedImages:
 
 
 def source_digest(files: Iterable[Path]) -> str:
+    """Digest of every source file's path, size and modification time; also where a
+    file the labels list but the folder lacks is found (one stat per file, before
+    anything is decoded)."""
     h = hashlib.sha256()
     for path in files:
         try:
             st = path.stat()
         except FileNotFoundError:
-            raise DataError(f"{path} disappeared while the dataset was being read") from None
+            raise DataError(
+                f"{path} is listed in the dataset's label files but does not exist"
+            ) from None
         h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
 
@@ -129,11 +134,10 @@ def _decode_into(source: Source, options: ReadOptions, path: Path) -> None:
         if count == len(source):
             raise DataError(f"domain '{source.domain}' yields more images than it lists labels")
         if image.shape != first.shape:
-            h, w, _ = first.shape
             raise DataError(
-                f"images of domain '{source.domain}' differ in size ({w}x{h} first,"
-                f" {image.shape[1]}x{image.shape[0]} at row {count}); pass size=S (and"
-                " crop=C) to bring them to one size"
+                f"images of domain '{source.domain}' differ in shape ({_shape(first)} first,"
+                f" {_shape(image)} at row {count}); pass size=S (and crop=C) for one size"
+                " and channels=1 or 3 for one colour mode"
             )
         out[count] = image
         count += 1
@@ -143,3 +147,8 @@ def _decode_into(source: Source, options: ReadOptions, path: Path) -> None:
         )
     out.flush()
     del out
+
+
+def _shape(image: np.ndarray) -> str:
+    h, w, c = image.shape
+    return f"{w}x{h}, {'grey' if c == 1 else 'RGB'}"

@@ -119,6 +119,16 @@ def test_image_csv_without_split_or_domain_is_one_seeded_domain(tmp_path: Path) 
     assert {"train", "val", "test"} == set(domain.split)
 
 
+def test_images_of_mixed_size_and_mode_need_options(tmp_path: Path) -> None:
+    written = write_image_csv(tmp_path, with_domain=False, height=12, width=10)
+    odd = tmp_path / "images" / "all" / "img_005.png"
+    Image.fromarray(written.images["train"][0][:8, :6, 0], "L").save(odd)  # smaller, grey
+    with pytest.raises(DataError, match=r"differ in shape \(10x12, RGB first, 6x8, grey at row"):
+        load_from_disk("image_csv", tmp_path)
+    domain = load_from_disk("image_csv", tmp_path, {"size": 8, "channels": 3}).domain()
+    assert domain.inputs.shape == (24, 8, 8, 3)
+
+
 def test_joined_formats_are_domains_of_one_size(tmp_path: Path) -> None:
     write_mnist(tmp_path)
     write_svhn(tmp_path)
@@ -217,7 +227,8 @@ def test_a_read_only_data_root_caches_elsewhere(
         ("svhn", write_svhn, "test_32x32.mat", "test_32x32.mat is missing"),
         ("cifar10", write_cifar10, "cifar-10-batches-py/data_batch_3", "data_batch_3 is missing"),
         ("celeba", write_celeba, "celeba/list_eval_partition.txt", "partition.txt is missing"),
-        ("celeba", write_celeba, "celeba/img_align_celeba/000007.jpg", "000007.jpg is listed"),
+        ("celeba", write_celeba, "celeba/img_align_celeba/000007.jpg", "000007.jpg is listed in"),
+        ("mnist_m", write_mnist_m, "mnist_m/mnist_m_test/00000003.png", "00000003.png is listed"),
         ("mnist_m", write_mnist_m, "mnist_m/mnist_m_test_labels.txt", "test_labels.txt is missing"),
         ("image_csv", write_image_csv, "labels.csv", "labels.csv is missing"),
     ],
