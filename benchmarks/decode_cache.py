@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from methods.backbones import build_backbone
+from methods.core.backbones import build_backbone
 from methods.data.formats import load_from_disk
 from methods.data.formats.cache import CACHE_DIR_NAME
 

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.backbones import build_backbone
-from methods.soseleto_step import AlphaRule, directional_by_loop, soseleto_step
+from methods.core.backbones import build_backbone
+from methods.soseleto.step import AlphaRule, directional_by_loop, soseleto_step
 
 SETTINGS = [  # (backbone, source batch, target batch): §4.2's CIFAR and §4.3's few-shot
     ("small_cnn", 256, 32),

@@ -7,7 +7,7 @@ a rerun recognises a finished cell and does not train it again.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 # Keys of a trial's last report: the marker of a finished run, its training
@@ -23,8 +23,9 @@ class Cell:
 
     `tasks` are the attributes the run reports on as main tasks (both members of
     a pair run); `aux` are the other attributes involved (a pair's partner, an
-    AAL run's adversaries). `seeds` > 1 trains the config with seeds
-    seed, seed+1, ... one after another in the same trial (a sweep's `--seeds`).
+    AAL run's adversaries). `domain` is the domain the model trains on (when its
+    config does not name one). `seeds` > 1 trains the config with seeds seed,
+    seed+1, ... one after another in the same trial (a sweep's `--seeds`).
     """
 
     id: str
@@ -34,7 +35,7 @@ class Cell:
     seed: int
     tasks: tuple[str, ...]
     aux: tuple[str, ...] = ()
-    labels: dict[str, str] = field(default_factory=dict)
+    domain: str = ""
     seeds: int = 1
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """`auxsearch`: the command line. Thin: it parses flags, calls the orchestrator
 modules, and turns user mistakes into exit code 2 with one sentence.
 
-    auxsearch pairs --dataset shapes --attributes red,large,left --out runs/aal
+    auxsearch pairs --dataset shapes --attributes red,large,left --out runs/pairs
     auxsearch run --method stl --dataset digits --set task=even --set backbone=small_cnn
-    auxsearch results show runs/aal
+    auxsearch results show runs/pairs
     auxsearch demo
 """
 
@@ -13,14 +13,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
-from methods.errors import DivergedError, UserInputError
+from methods import list_methods
+from methods.core import DivergedError, UserInputError
 
 from .errors import SearchInterrupted
-
-if TYPE_CHECKING:
-    from .storage import OutputDir
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,14 +41,11 @@ def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str) -> float:
     try:
-        v = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be > 0")
-    return v
 
 
 def _seed(text: str) -> int:
@@ -60,16 +55,6 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
     if v < 0:
         raise argparse.ArgumentTypeError(f"{text} must be ≥ 0 (seeds are non-negative)")
-    return v
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be ≥ 0")
     return v
 
 
@@ -110,10 +95,16 @@ def _add_ray_flags(p: argparse.ArgumentParser) -> None:
         "--address",
         help="join this Ray cluster ('auto', or RAY_ADDRESS); default: start Ray on this machine",
     )
-    g.add_argument("--cpus-per-trial", type=_positive_float, default=1.0, metavar="N")
+    g.add_argument(
+        "--cpus-per-trial",
+        type=_number,
+        default=1.0,
+        metavar="N",
+        help="CPUs per trial, also its torch threads (default 1)",
+    )
     g.add_argument(
         "--gpus-per-trial",
-        type=_nonneg_float,
+        type=_number,
         default=0.0,
         metavar="F",
         help="GPUs per trial, fractions allowed (0.25 packs 4 trials per GPU;"
@@ -195,6 +186,9 @@ def _add_pairs_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+_METHOD_HELP = "a registered method: " + ", ".join(list_methods())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="auxsearch",
@@ -214,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep",
         help="a method over a search space: Ray Tune + Optuna TPE + ASHA, live in optuna-dashboard",
     )
-    p.add_argument("--method", required=True, help="a registered method (stl, mtl, aal, ...)")
+    p.add_argument("--method", required=True, help=_METHOD_HELP)
     p.add_argument(
         "--space",
         metavar="FILE.yaml",
@@ -278,7 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods",
         type=_names,
         metavar="M1,M2,...",
-        help="registered methods (default: goal1,tl,mtl,amtl,dann,purified)",
+        help="registered methods that take a grid's roles (default: the protocol's)",
+    )
+    g.add_argument(
+        "--protocol",
+        metavar="FILE.yaml",
+        help="the grid's methods and shared training settings (default: the Purified"
+        " Learning paper's, search_spaces/protocols/grid.yaml)",
     )
     g.add_argument("--train", type=_names, metavar="D1,D2,...", help="train domains")
     g.add_argument("--test", type=_names, metavar="D1,D2,...", help="test domains")
@@ -292,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--relevant",
         metavar="DOMAIN:LABEL",
-        help="a task-relevant set to pre-train on (tl_purified)",
+        help="a task-relevant set, for methods that pre-train on one or take it as source",
     )
     g.add_argument("--seeds", type=int, default=1, metavar="K")
     g.add_argument("--seed", type=_seed, default=0)
@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080)
 
     p = sub.add_parser("run", help="one training of any registered method, in this process")
-    p.add_argument("--method", required=True, help="a registered method (stl, mtl, aal, ...)")
+    p.add_argument("--method", required=True, help=_METHOD_HELP)
     _add_data_flags(p)
     _add_method_flags(p)
     p.add_argument("--seed", type=_seed, default=0)
@@ -351,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="a pair search on built-in data, sized for a laptop")
     p.add_argument("--out", default="auxsearch-demo", metavar="DIR")
     p.add_argument("--seeds", type=int, default=1, metavar="K")
-    p.add_argument("--cpus-per-trial", type=_positive_float, default=1.0, metavar="N")
+    p.add_argument("--cpus-per-trial", type=_number, default=1.0, metavar="N")
     return parser
 
 
@@ -443,12 +443,6 @@ def _pairs(args: argparse.Namespace) -> int:
 def _resources(args: argparse.Namespace) -> Any:
     from .runner import Resources
 
-    for flag, value in (
-        ("--max-concurrent", args.max_concurrent),
-        ("--max-failures", args.max_failures),
-    ):
-        if value < 0:
-            raise UserInputError(f"{flag} {value} is not allowed; use 0 or more")
     return Resources(
         args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.max_failures
     )
@@ -521,6 +515,7 @@ def _grid(args: argparse.Namespace) -> int:
         seed=args.seed,
         include_self=args.include_self,
         pca=10 if args.pca else 0,
+        protocol=args.protocol,
     )
     result = run_grid(
         dataset,
@@ -543,96 +538,40 @@ def _grid(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_device(device: str) -> None:
-    import torch
-
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        raise UserInputError(
-            f"--device {device} is not a torch device; use cpu or cuda[:N]"
-        ) from None
-    if parsed.type == "cpu":
-        return
-    if parsed.type != "cuda":
-        raise UserInputError(f"--device {device}: only cpu and cuda[:N] are supported")
-    count = torch.cuda.device_count()
-    if count == 0 or (parsed.index is not None and parsed.index >= count):
-        raise UserInputError(
-            f"--device {device}: this machine has {count} CUDA GPU(s); use --device cpu"
-            + (f" or cuda:0..cuda:{count - 1}" if count else "")
-        )
-
-
 def _run(args: argparse.Namespace) -> int:
-    from methods import MetricsCollector, RunContext, get_method
-
     from .inputs import method_overrides, resolve_dataset
+    from .single_run import run_one
 
-    _check_device(args.device)
-    spec = get_method(args.method)
-    config = spec.make_config(method_overrides(args.config, args.set))
+    overrides = method_overrides(args.config, args.set)
     dataset = resolve_dataset(args.dataset, args.data, args.data_root)
-    config.check_data(dataset)
-    out = _run_output(args.out) if args.out else None
-    history = MetricsCollector()
+    # With --json, stdout holds only the JSON document: epoch lines go to stderr.
+    stream = sys.stderr if args.json else sys.stdout
 
-    def report(metrics: dict[str, float], epoch: int) -> None:
-        history(metrics, epoch)
+    def on_epoch(metrics: dict[str, float], epoch: int) -> None:
         shown = "  ".join(
             f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("train/", "val/acc"))
         )
-        print(f"epoch {epoch}: {shown}", flush=True)
+        print(f"epoch {epoch}: {shown}", file=stream, flush=True)
 
-    ctx = RunContext(device=args.device, seed=args.seed, report=report, num_threads=args.threads)
-    if out is not None:
-        from .artifacts import artifact_writer
-
-        ctx.artifact = artifact_writer(out, lambda name: name)
-    final = spec.train(config, dataset, ctx)
-    if out is not None:
-        _write_run(out, history.history, final)
+    result = run_one(
+        args.method,
+        dataset,
+        overrides,
+        seed=args.seed,
+        device=args.device,
+        threads=args.threads,
+        out=args.out,
+        on_epoch=on_epoch,
+    )
     if args.json:
-        print(json.dumps(final, indent=2, sort_keys=True))
+        print(json.dumps(result.final, indent=2, sort_keys=True))
     else:
         print("final (selected on val):")
-        for k in sorted(final):
-            print(f"  {k:<32} {final[k]:.4f}")
-    if out is not None:
-        print(f"wrote {out.location}")
+        for k in sorted(result.final):
+            print(f"  {k:<32} {result.final[k]:.4f}")
+    if result.out is not None:
+        print(f"wrote {result.out.location}", file=stream)
     return 0
-
-
-RUN_HISTORY_FILE = "history.parquet"
-RUN_FINAL_FILE = "final.json"
-
-
-def _run_output(location: str) -> OutputDir:
-    """The --out of `auxsearch run`: writable, and not holding an earlier run."""
-    from .errors import OutputError
-    from .storage import OutputDir
-
-    out = OutputDir(location)
-    for name in (RUN_HISTORY_FILE, RUN_FINAL_FILE):
-        if out.exists(name):
-            raise OutputError(
-                f"--out {location} already holds a run ({name}); choose a new directory"
-                " so that run is kept"
-            )
-    out.ensure_writable()
-    return out
-
-
-def _write_run(out: OutputDir, history: list[dict[str, float]], final: dict[str, float]) -> None:
-    import numpy as np
-
-    from .artifacts import columns_table
-    from .tables import write_parquet
-
-    keys = sorted({k for row in history for k in row})
-    columns = {k: np.array([row.get(k, np.nan) for row in history]) for k in keys}
-    write_parquet(out, RUN_HISTORY_FILE, columns_table(columns))
-    out.write_bytes(RUN_FINAL_FILE, (json.dumps(final, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _results(args: argparse.Namespace) -> int:

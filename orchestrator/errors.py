@@ -7,7 +7,7 @@ written or holds a different search, a malformed flag value.
 
 from __future__ import annotations
 
-from methods.errors import ConfigError, DataError, UserInputError
+from methods.core.errors import ConfigError, DataError, UserInputError
 
 
 class OutputError(UserInputError):

@@ -2,11 +2,12 @@
 paper (Tables 1–2): every method × backbone × train domain (× seed) is one
 training, tested on every other domain — one training fills its whole test row.
 
-Every method gets the same training protocol (the PL paper's, `PLProtocol`:
-SGD 1e-3, momentum 0.9, StepLR 7, 128-d features, 50 epochs, last epoch),
-overridden for all alike by `--config`/`--set key=value`, so the table compares
-methods, not settings; `--set METHOD.key=value` sets one method's own
-hyperparameter (e.g. `purified.critic_clip=0.05`, `tl.pretrain_epochs=10`).
+The protocol (`search_spaces/protocols/grid.yaml`, or `--protocol FILE`) names
+the default methods and the training settings every method gets (the PL
+paper's: SGD 1e-3, momentum 0.9, StepLR 7, 128-d features, 50 epochs, last
+epoch), overridden for all alike by `--config`/`--set key=value`, so the table
+compares methods, not settings; `--set METHOD.key=value` sets one method's own
+hyperparameter (e.g. `--set <method>.critic_clip=0.05`).
 Each method turns the grid's roles (target task, task-irrelevant set and
 label, optionally a task-relevant set) into its own config through its
 `for_grid` hook.
@@ -26,14 +27,14 @@ import numpy as np
 import pandas as pd
 
 from methods import get_method, list_methods
-from methods.config import config_to_dict
+from methods.core import GridRoles, config_to_dict
 from methods.data import Dataset
-from methods.pl_protocol import protocol_defaults
-from methods.roles import GridRoles
 
 from . import manifest
 from .cells import Cell, Outcome
 from .errors import ConfigError, UserInputError
+from .inputs import check_seeds
+from .protocols import load_grid_protocol
 from .results import RESULTS_FILE, ResultsLog
 from .runner import Resources
 from .stages import StageRunner
@@ -44,7 +45,6 @@ Echo = Callable[[str], None]
 GRID_MATRIX_FILE = "grid_matrix.parquet"
 PCA_FILE = "pca.parquet"
 PCA_PLOT = "pca.png"
-PAPER_METHODS = ("goal1", "tl", "mtl", "amtl", "dann", "purified")
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class GridSettings:
     test: tuple[str, ...]
     backbones: tuple[str, ...]
     roles: GridRoles
-    protocol: dict[str, Any]  # the PL protocol, then --config/--set for every method
+    protocol: dict[str, Any]  # the protocol's settings, then --config/--set for every method
     per_method: dict[str, dict[str, Any]] = field(default_factory=dict)  # --set METHOD.key=v
     seeds: int = 1
     seed: int = 0
@@ -97,7 +97,7 @@ class GridSettings:
             "pca_components": self.pca,
         }
         config = spec.make_config(values)
-        tasks, aux = config.roles()
+        tasks, aux = config.run_tasks()
         return Cell(
             id=f"grid:{method}:{backbone}:{train}:seed={seed}",
             stage="grid",
@@ -106,7 +106,7 @@ class GridSettings:
             seed=seed,
             tasks=tuple(tasks),
             aux=tuple(aux),
-            labels={"domain": train},
+            domain=train,
         )
 
 
@@ -115,12 +115,13 @@ GridHook = Callable[[GridRoles, str, Sequence[str]], dict[str, Any]]
 
 def grid_hook(method: str) -> GridHook:
     """The method's `for_grid`: how its config takes the grid's roles."""
-    hook: GridHook | None = getattr(get_method(method).config_cls, "for_grid", None)
-    if hook is None:
-        usable = [n for n in list_methods() if hasattr(get_method(n).config_cls, "for_grid")]
+    config_cls = get_method(method).config_cls
+    if not config_cls.supports("for_grid"):
+        usable = [n for n in list_methods() if get_method(n).config_cls.supports("for_grid")]
         raise UserInputError(
             f"method '{method}' cannot run in a grid; these can: {', '.join(usable)}"
         )
+    hook: GridHook = config_cls.for_grid
     return hook
 
 
@@ -146,10 +147,14 @@ def resolve_grid(
     seed: int = 0,
     include_self: bool = False,
     pca: int = 0,
+    protocol: str | None = None,
 ) -> GridSettings:
-    """Validate a grid completely (every config against the data) before anything runs."""
+    """Validate a grid completely (every config against the data) before anything runs.
+
+    `protocol`: a grid protocol file (default: the bundled PL protocol)."""
+    preset = load_grid_protocol(protocol)
     defaults = dict(dataset.params.get("grid_defaults") or {})  # type: ignore[call-overload]
-    methods = tuple(methods or PAPER_METHODS)
+    methods = tuple(methods or preset.methods)
     train = tuple(train or defaults.get("train") or ())
     test = tuple(test or defaults.get("test") or ())
     task = task or defaults.get("task")
@@ -174,8 +179,7 @@ def resolve_grid(
     irr_domain, irr_label = parse_role(irrelevant, "--irrelevant") if irrelevant else ("", "")
     rel_domain, rel_label = parse_role(relevant, "--relevant") if relevant else ("", "")
     roles = GridRoles(task, irr_domain, irr_label, rel_domain, rel_label)
-    if seeds < 1:
-        raise UserInputError(f"--seeds {seeds} is not allowed; use 1 or more")
+    check_seeds(seeds)
     # `--set key=v` applies to every method; `--set METHOD.key=v` to that method only.
     shared = {k: v for k, v in overrides.items() if "." not in k}
     per_method: dict[str, dict[str, Any]] = {}
@@ -194,7 +198,7 @@ def resolve_grid(
         test=test,
         backbones=tuple(backbones),
         roles=roles,
-        protocol={**protocol_defaults(), **shared},
+        protocol={**preset.settings, **shared},
         per_method=per_method,
         seeds=seeds,
         seed=seed,
@@ -309,7 +313,7 @@ class GridResult:
 
 
 def _describe(outcome: Outcome) -> str:
-    """`grid:purified:small_cnn:target:seed=0: plain 41.2%  coloured 38.0%`."""
+    """`<cell id>: plain 41.2%  coloured 38.0%`: the test accuracy on each test domain."""
     scores = "  ".join(
         f"{k.split('/')[0][5:]} {v * 100:.1f}%"
         for k, v in sorted(outcome.metrics.items())
@@ -329,7 +333,8 @@ def run_grid(
     echo: Echo = print,
 ) -> GridResult:
     """Run (or resume) every training of the grid; write the matrix (and PCA)."""
-    from .tables import pca_png, write_table
+    from .plots import pca_png
+    from .tables import write_table
 
     resources = resources or Resources()
     resources.check_for(address)

@@ -114,3 +114,9 @@ def load_config_file(path: str | None) -> dict[str, Any]:
 def method_overrides(config_file: str | None, sets: list[str] | None) -> dict[str, Any]:
     """Config file first, `--set` on top."""
     return {**load_config_file(config_file), **parse_sets(sets)}
+
+
+def check_seeds(seeds: int, flag: str = "--seeds") -> None:
+    """Seeds per cell or trial: a whole number, 1 or more (every search checks it here)."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise UserInputError(f"{flag} {seeds} is not allowed; use a whole number, 1 or more")

@@ -1,4 +1,5 @@
-"""`auxsearch pairs`: the AAL search end to end (paper §3.3, Table 3).
+"""`auxsearch pairs`: the pair search end to end (the AAL paper's §3.3 and Table 3;
+its methods come from `search_spaces/protocols/pairs.yaml`).
 
 Stage 1 trains the single-task and pair runs on Ray Tune and fills the pair
 matrix; stage 2 picks each attribute's most negative partner; stage 3 trains
@@ -28,6 +29,7 @@ from .pair_analysis import (
     summary_table,
 )
 from .pairs_plan import PairsSettings, seed_values, stage1_cells, stage3_cells
+from .plots import heatmap_png
 from .results import RESULTS_FILE, ResultsLog
 from .runner import Resources
 from .stages import StageRunner, val_scores
@@ -37,7 +39,6 @@ from .tables import (
     HEATMAP_FILE,
     PAIR_MATRIX_FILE,
     SUMMARY_FILE,
-    heatmap_png,
     pair_matrix_table,
     summary_arrow,
     write_parquet,
@@ -69,13 +70,17 @@ class PairsResult:
         return [self.out.display(n) for n in names if self.out.exists(n)]
 
 
-def _describe(outcome: Outcome) -> str:
-    """`adversarial red vs large λ=0.1 seed 0: val red 91.0%`."""
-    cell = outcome.cell
-    what = f"{cell.stage:<11} {'+'.join(cell.tasks)}"
-    if cell.aux:
-        what += f" vs {'+'.join(cell.aux)} λ={cell.params.get('lam'):g}"
-    return f"{what} seed {cell.seed}: val {val_scores(outcome)}"
+def _describer(sweep: str) -> Callable[[Outcome], str]:
+    """Progress lines such as `adversarial red vs large λ=0.1 seed 0: val red 91.0%`."""
+
+    def describe(outcome: Outcome) -> str:
+        cell = outcome.cell
+        what = f"{cell.stage:<11} {'+'.join(cell.tasks)}"
+        if cell.aux:
+            what += f" vs {'+'.join(cell.aux)} λ={cell.params.get(sweep):g}"
+        return f"{what} seed {cell.seed}: val {val_scores(outcome)}"
+
+    return describe
 
 
 @dataclass
@@ -97,19 +102,20 @@ class LambdaStudy:
 
         from .searcher import CellSearch
 
-        by_point = {(c.tasks[0], float(c.params["lam"]), c.seed): c for c in todo}
+        sweep = self.settings.protocol.sweep
+        by_point = {(c.tasks[0], float(c.params[sweep]), c.seed): c for c in todo}
         lams = self.settings.lambdas
         seeds = seed_values(self.settings)
         # Optuna refuses a parameter whose distribution changes kind or choices
         # between runs of a study: keep them stable across reruns and extensions.
         space = {
             "main": CategoricalDistribution(sorted(self.settings.attributes)),
-            "lam": FloatDistribution(min(lams), max(lams)),
+            sweep: FloatDistribution(min(lams), max(lams)),
             "seed": IntDistribution(min(seeds), max(seeds)),
         }
 
         def cell_of(params: dict[str, Any], number: int) -> Cell:
-            return by_point[(params["main"], float(params["lam"]), int(params["seed"]))]
+            return by_point[(params["main"], float(params[sweep]), int(params["seed"]))]
 
         return CellSearch(
             space=space,
@@ -118,8 +124,12 @@ class LambdaStudy:
             storage=self.storage,
             study_name=self.name,
             make_cell=cell_of,
-            user_attrs={"method": "aal", "dataset": self.dataset, "search": "pairs stage 3"},
-            points=[{"main": m, "lam": lam, "seed": s} for (m, lam, s) in by_point],
+            user_attrs={
+                "method": self.settings.protocol.adversarial,
+                "dataset": self.dataset,
+                "search": "pairs stage 3",
+            },
+            points=[{"main": m, sweep: lam, "seed": s} for (m, lam, s) in by_point],
         )
 
 
@@ -141,7 +151,9 @@ def run_pairs(
     study_url = storage_url(out, storage)
     rdb = open_storage(study_url) if storage else None  # reach a database before writing
     identity = {**settings.identity(dataset), "storage": storage or "inside --out"}
-    study_name = default_study_name("aal-lambda", identity, shared=bool(storage))
+    study_name = default_study_name(
+        f"{settings.protocol.adversarial}-lambda", identity, shared=bool(storage)
+    )
     out.ensure_writable()
     with exclusive(out):
         resumed = manifest.claim(out, identity, settings.describe())
@@ -173,7 +185,8 @@ def _run_stages(
     echo: Echo,
 ) -> PairsResult:
     stage1 = stage1_cells(settings)
-    stages.run("stage 1: single-task and pair runs", stage1, describe=_describe)
+    describe = _describer(settings.protocol.sweep)
+    stages.run("stage 1: single-task and pair runs", stage1, describe=describe)
     ids1 = {c.id for c in stage1}
     val = pair_values(log.rows, "val", ids1)
     test = pair_values(log.rows, "test", ids1)
@@ -196,7 +209,7 @@ def _run_stages(
         "stage 3: adversarial runs over λ",
         stage3,
         searcher_for=lambda_study.searcher,
-        describe=_describe,
+        describe=describe,
     )
 
     ids3 = {c.id for c in stage3}

@@ -1,9 +1,11 @@
-"""The trial plan of the AAL pair search (paper §3.3).
+"""The trial plan of the pair search (the AAL paper's §3.3).
 
-Stage 1: M single-task runs (`stl`) and M(M−1)/2 pair runs (`mtl` on two
-attributes), each repeated for K seeds. Stage 3: for each attribute with a
-negative partner, one `aal` run per λ and seed. Cell ids depend only on what a
-cell trains, so the plan of a rerun finds the cells already done.
+Stage 1: M single-attribute runs and M(M−1)/2 pair runs, each repeated for K
+seeds. Stage 3: for each attribute with a negative partner, one adversarial run
+per swept value (λ) and seed. Which methods train these, and which of their
+settings is swept, is the pair protocol's (`search_spaces/protocols/pairs.yaml`);
+each builds its config from task names with its `for_tasks` hook. Cell ids depend
+only on what a cell trains, so the plan of a rerun finds the cells already done.
 """
 
 from __future__ import annotations
@@ -15,16 +17,15 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from methods import get_method
-from methods.config import config_to_dict
+from methods.core import TrainConfig, config_to_dict, task_specs
 from methods.data import Dataset
-from methods.training import TrainConfig, task_specs
 
 from .cells import Cell
 from .errors import ConfigError, UserInputError
+from .inputs import check_seeds
 from .pair_analysis import Partner
+from .protocols import PairsProtocol, load_pairs_protocol
 from .spaces import bundled_space_path, load_space
-
-SEARCH_OWNED = ("task", "tasks", "main", "adversaries", "lam")
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,10 @@ class PairsSettings:
     """Everything that decides which cells a pair search trains."""
 
     attributes: tuple[str, ...]
-    train: dict[str, Any]  # TrainConfig fields, shared by stl, mtl and aal
-    adversarial: dict[str, Any]  # the aal-only fields (adversary_loss, critic_clip)
+    train: dict[str, Any]  # TrainConfig fields, shared by the three kinds of run
+    adversarial: dict[str, Any]  # the adversarial method's own (e.g. adversary_loss)
     lambdas: tuple[float, ...]
+    protocol: PairsProtocol = field(default_factory=load_pairs_protocol)
     seeds: int = 1
     seed: int = 0
     adversaries: str = "worst"  # "worst": the paper's pairwise AAL; "all": every negative partner
@@ -44,7 +46,7 @@ class PairsSettings:
 
     def identity(self, dataset: Dataset) -> dict[str, Any]:
         return {
-            "search": "aal-pairs",
+            "search": f"{self.protocol.adversarial}-pairs",
             "dataset": dataset.fingerprint,
             "train": self.train,
             "adversarial": self.adversarial,
@@ -63,11 +65,16 @@ class PairsSettings:
         }
 
 
-def default_lambdas() -> tuple[float, ...]:
-    """λ values of stage 3: the `lam` choices of search_spaces/aal.yaml (the paper's
-    0.01, 0.1, 0.3, 0.5, 1.0 in the bundled file)."""
-    space = load_space(bundled_space_path("aal"), "aal")
-    return tuple(float(v) for v in space.params["lam"].values)
+def default_lambdas(protocol: PairsProtocol) -> tuple[float, ...]:
+    """Swept values of stage 3: the choices of the swept setting in the adversarial
+    method's search space (the AAL paper's λ ∈ {0.01, 0.1, 0.3, 0.5, 1.0})."""
+    space = load_space(bundled_space_path(protocol.adversarial), protocol.adversarial)
+    param = space.params.get(protocol.sweep)
+    if param is None or param.kind != "choice":
+        raise UserInputError(
+            f"{space.source} has no choice of '{protocol.sweep}' to sweep; pass --lambdas"
+        )
+    return tuple(float(v) for v in param.values)
 
 
 def resolve_settings(
@@ -83,13 +90,15 @@ def resolve_settings(
     require_significant: bool = False,
 ) -> PairsSettings:
     """Validate a pair search completely, before anything is trained or written."""
-    owned = sorted(set(overrides) & set(SEARCH_OWNED))
+    protocol = load_pairs_protocol()
+    owned_keys = protocol.owned_keys()
+    owned = sorted(set(overrides) & owned_keys)
     if owned:
         raise ConfigError(
             f"'{owned[0]}' is set by the pair search itself; use --attributes and --lambdas"
         )
-    aal = get_method("aal")
-    allowed = [f.name for f in fields(aal.config_cls) if f.name not in SEARCH_OWNED]
+    adversarial = get_method(protocol.adversarial)
+    allowed = [f.name for f in fields(adversarial.config_cls) if f.name not in owned_keys]
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
         raise ConfigError(
@@ -109,7 +118,7 @@ def resolve_settings(
         raise UserInputError(f"--attributes names '{dup}' twice")
     task_specs(domain, attributes)  # unknown name, continuous labels, no train/val labels
 
-    lambdas = tuple(default_lambdas() if lambdas is None else lambdas)
+    lambdas = tuple(default_lambdas(protocol) if lambdas is None else lambdas)
     if not lambdas:
         raise UserInputError("--lambdas is empty; give at least one λ ≥ 0")
     for lam in lambdas:
@@ -117,8 +126,7 @@ def resolve_settings(
             raise UserInputError(f"λ={lam:g} is not allowed; λ values must be finite and ≥ 0")
     if len(set(lambdas)) != len(lambdas):
         raise UserInputError("--lambdas repeats a value")
-    if seeds < 1:
-        raise UserInputError(f"--seeds {seeds} is not allowed; use 1 or more")
+    check_seeds(seeds)
     if adversaries not in ("worst", "all"):
         raise UserInputError(f"--adversaries {adversaries}: choose worst or all")
     if not 0 < alpha < 1:
@@ -126,22 +134,27 @@ def resolve_settings(
     if require_significant and seeds < 2:
         raise UserInputError("--require-significant needs --seeds 2 or more")
 
-    # One full config per kernel, validated against the data: bad backbones,
+    # One full config per kind of run, validated against the data: bad backbones,
     # bad values and missing splits stop here, not inside a trial.
     a, b = attributes[0], attributes[1]
-    aal_config = aal.make_config({**overrides, "main": [a], "adversaries": [b]})
-    aal_config.check_data(dataset)
-    get_method("mtl").make_config({**_train_only(overrides), "tasks": [a, b]}).check_data(dataset)
-    get_method("stl").make_config({**_train_only(overrides), "task": a}).check_data(dataset)
-    resolved = config_to_dict(aal_config)
+    adversarial_config = adversarial.make_config(
+        {**overrides, **adversarial.config_cls.for_tasks([a], [b])}
+    )
+    adversarial_config.check_data(dataset)
+    for method, main in ((protocol.pair, [a, b]), (protocol.single, [a])):
+        spec = get_method(method)
+        values = {**_train_only(overrides), **spec.config_cls.for_tasks(main, [])}
+        spec.make_config(values).check_data(dataset)
+    resolved = config_to_dict(adversarial_config)
     train_keys = [f.name for f in fields(TrainConfig)]
     return PairsSettings(
         attributes=attributes,
         train={k: resolved[k] for k in train_keys},
         adversarial={
-            k: v for k, v in resolved.items() if k not in train_keys and k not in SEARCH_OWNED
+            k: v for k, v in resolved.items() if k not in train_keys and k not in owned_keys
         },
         lambdas=lambdas,
+        protocol=protocol,
         seeds=seeds,
         seed=seed,
         adversaries=adversaries,
@@ -156,9 +169,12 @@ def _train_only(overrides: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in overrides.items() if k in keys}
 
 
-def _params(method: str, values: Mapping[str, Any]) -> dict[str, Any]:
+def _params(
+    method: str, main: Sequence[str], aux: Sequence[str], values: Mapping[str, Any]
+) -> dict[str, Any]:
     """The full resolved config of a cell, validated like any user config."""
-    return config_to_dict(get_method(method).make_config(values))
+    spec = get_method(method)
+    return config_to_dict(spec.make_config({**values, **spec.config_cls.for_tasks(main, aux)}))
 
 
 def seed_values(s: PairsSettings) -> list[int]:
@@ -166,8 +182,8 @@ def seed_values(s: PairsSettings) -> list[int]:
 
 
 def stage1_cells(s: PairsSettings) -> list[Cell]:
-    """M single-task and M(M−1)/2 pair runs per seed."""
-    labels = {"domain": s.domain}
+    """M single-attribute and M(M−1)/2 pair runs per seed."""
+    p = s.protocol
     cells = []
     for seed in seed_values(s):
         for a in s.attributes:
@@ -175,11 +191,11 @@ def stage1_cells(s: PairsSettings) -> list[Cell]:
                 Cell(
                     id=f"single:{a}:seed={seed}",
                     stage="single",
-                    method="stl",
-                    params=_params("stl", {**s.train, "task": a}),
+                    method=p.single,
+                    params=_params(p.single, [a], [], s.train),
                     seed=seed,
                     tasks=(a,),
-                    labels=labels,
+                    domain=s.domain,
                 )
             )
         for a, b in itertools.combinations(s.attributes, 2):
@@ -188,19 +204,19 @@ def stage1_cells(s: PairsSettings) -> list[Cell]:
                 Cell(
                     id=f"pair:{a}+{b}:seed={seed}",
                     stage="pair",
-                    method="mtl",
-                    params=_params("mtl", {**s.train, "tasks": [a, b]}),
+                    method=p.pair,
+                    params=_params(p.pair, [a, b], [], s.train),
                     seed=seed,
                     tasks=(a, b),
-                    labels=labels,
+                    domain=s.domain,
                 )
             )
     return cells
 
 
 def stage3_cells(s: PairsSettings, partners: Mapping[str, Partner]) -> list[Cell]:
-    """One adversarial run per attribute with a partner, per λ and seed."""
-    labels = {"domain": s.domain}
+    """One adversarial run per attribute with a partner, per swept value and seed."""
+    p = s.protocol
     cells = []
     for seed in seed_values(s):
         for a in s.attributes:
@@ -208,20 +224,17 @@ def stage3_cells(s: PairsSettings, partners: Mapping[str, Partner]) -> list[Cell
             if not group:
                 continue
             for lam in s.lambdas:
-                params = _params(
-                    "aal",
-                    {**s.train, **s.adversarial, "main": [a], "adversaries": group, "lam": lam},
-                )
+                values = {**s.train, **s.adversarial, p.sweep: lam}
                 cells.append(
                     Cell(
-                        id=f"adv:{a}~{'+'.join(group)}:lam={lam:g}:seed={seed}",
+                        id=f"adv:{a}~{'+'.join(group)}:{p.sweep}={lam:g}:seed={seed}",
                         stage="adversarial",
-                        method="aal",
-                        params=params,
+                        method=p.adversarial,
+                        params=_params(p.adversarial, [a], group, values),
                         seed=seed,
                         tasks=(a,),
                         aux=tuple(group),
-                        labels=labels,
+                        domain=s.domain,
                     )
                 )
     return cells

@@ -7,8 +7,9 @@ failed trial, whose single row has metric "error" and a null value). The schema
 version is in the file's metadata under `auxsearch.schema`.
 
 A metric key `val/acc/red` of a kernel becomes split=val, metric=acc and the
-row's main_task=red; aux_task is the partner it was trained with (for an AAL
-adversary metric `val/adv_acc/large`, aux_task=large). `test@plain/acc/digit`
+row's main_task=red; aux_task is the partner it was trained with. A metric the
+method declares a partner metric (`Metric.partner`: AAL's `val/adv_acc/large`)
+keeps the run's main task and names its task as aux_task=large. `test@plain/acc/digit`
 (a model scored on another domain's test split) becomes split=test,
 test_domain=plain; train_domain is always the domain the model trained on. No NaN is ever stored:
 a non-finite value is not a result.
@@ -22,6 +23,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from methods import get_method
 
 from .cells import SEED_PREFIX, Cell, Outcome
 from .storage import OutputDir
@@ -59,7 +62,7 @@ RESULTS_SCHEMA = pa.schema(
 def outcome_rows(outcome: Outcome, *, search: str, dataset: str) -> list[dict[str, Any]]:
     """The rows one finished, pruned or failed cell contributes (one set per seed)."""
     cell = outcome.cell
-    domain = cell.params.get("domain") or cell.labels.get("domain", "")
+    domain = cell.params.get("domain") or cell.domain
     base = {
         "search": search,
         "stage": cell.stage,
@@ -112,6 +115,7 @@ def split_seeds(metrics: dict[str, float], first_seed: int) -> dict[int, dict[st
 def _metric_rows(
     base: dict[str, Any], cell: Cell, metrics: dict[str, float], fixed_epoch: int | None = None
 ) -> list[dict[str, Any]]:
+    partner = {m.name for m in get_method(cell.method).config_cls.metrics if m.partner}
     rows = []
     last_epoch = int(cell.params.get("epochs", 0)) or None
     for key, value in sorted(metrics.items()):
@@ -122,7 +126,7 @@ def _metric_rows(
             continue
         metric = parts[1]
         task = parts[2] if len(parts) == 3 else None
-        main, aux = _roles(cell, task, metric)
+        main, aux = _roles(cell, task, metric in partner)
         epoch: float | None
         if fixed_epoch is not None:
             epoch = fixed_epoch
@@ -148,12 +152,13 @@ def _metric_rows(
     return rows
 
 
-def _roles(cell: Cell, task: str | None, metric: str) -> tuple[str | None, str | None]:
-    """(main_task, aux_task) of a row about `task` in this cell."""
+def _roles(cell: Cell, task: str | None, partner: bool) -> tuple[str | None, str | None]:
+    """(main_task, aux_task) of a row about `task` in this cell; `partner`: a metric
+    of the main model measured against `task`."""
     trial_main, trial_aux = "+".join(cell.tasks), "+".join(cell.aux) or None
     if task is None:
         return trial_main, trial_aux
-    if metric.startswith("adv_"):
+    if partner:
         return trial_main, task
     if task in cell.tasks and len(cell.tasks) == 2 and not cell.aux:
         other = cell.tasks[1] if task == cell.tasks[0] else cell.tasks[0]
@@ -196,6 +201,3 @@ class ResultsLog:
         self.rows = [r for r in self.rows if r["trial_id"] != outcome.cell.id]
         self.rows.extend(outcome_rows(outcome, search=self.search, dataset=self.dataset))
         self.out.write_bytes(RESULTS_FILE, table_bytes(rows_to_table(self.rows)))
-
-    def table(self) -> pa.Table:
-        return rows_to_table(self.rows)

@@ -49,6 +49,18 @@ class Resources:
     max_concurrent: int = 0  # 0: as many as the resources allow
     max_failures: int = 1  # retries of a trial that raises or diverges
 
+    def __post_init__(self) -> None:
+        if not self.cpus_per_trial > 0:
+            raise UserInputError(f"--cpus-per-trial {self.cpus_per_trial:g} must be > 0")
+        if self.gpus_per_trial < 0:
+            raise UserInputError(f"--gpus-per-trial {self.gpus_per_trial:g} must be ≥ 0")
+        for flag, value in (
+            ("--max-concurrent", self.max_concurrent),
+            ("--max-failures", self.max_failures),
+        ):
+            if value < 0:
+                raise UserInputError(f"{flag} {value} is not allowed; use 0 or more")
+
     def check_for(self, address: str | None) -> None:
         """Before a search: trials must fit the machine when Ray runs locally."""
         import os

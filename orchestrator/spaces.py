@@ -1,6 +1,6 @@
 """Declarative search spaces: one YAML file per method in `search_spaces/`.
 
-    method: aal                 # optional; must match --method when present
+    method: <name>              # optional; must match --method when present
     fixed:                      # config values every trial uses
       epochs: 6
     space:                      # what the sweep searches
@@ -9,11 +9,11 @@
       weight_decay: {uniform: [0.0, 1.0e-3]}
       batch_size: {int: [32, 128]}
 
-One loader turns a file into a Ray Tune param space (`to_tune`) and into an
-Optuna search space (`to_optuna`). Every key is checked against the method's
-typed config — its name, the kind that suits its type, each bound and choice
-as a value of that field — so a broken file stops with one sentence naming the
-file, the key and the problem, before Ray or Optuna start.
+One loader turns a file into the Optuna search space (`to_optuna`) that Ray
+Tune's OptunaSearch samples a sweep's trials from. Every key is checked against
+the method's typed config — its name, the kind that suits its type, each bound
+and choice as a value of that field — so a broken file stops with one sentence
+naming the file, the key and the problem, before Ray or Optuna start.
 """
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import yaml
 
 from methods import get_method
-from methods.config import config_keys, parse_config
-from methods.errors import ConfigError
+from methods.core import ConfigError, config_keys, parse_config
 
 from .errors import UserInputError
 
@@ -70,22 +69,6 @@ class SearchSpace:
     fixed: dict[str, Any]
     params: dict[str, Param] = field(default_factory=dict)
     source: str = ""
-
-    def to_tune(self) -> dict[str, Any]:
-        """Ray Tune's param space: the fixed values as constants plus one domain per key."""
-        from ray import tune
-
-        space: dict[str, Any] = dict(self.fixed)
-        for p in self.params.values():
-            if p.kind == "choice":
-                space[p.name] = tune.choice(list(p.values))
-            elif p.kind == "uniform":
-                space[p.name] = tune.uniform(p.low, p.high)
-            elif p.kind == "loguniform":
-                space[p.name] = tune.loguniform(p.low, p.high)
-            else:  # Tune's randint excludes its upper bound
-                space[p.name] = tune.randint(p.low, p.high + 1)
-        return space
 
     def to_optuna(self) -> dict[str, Any]:
         """Optuna distributions of the searched keys (the fixed values are not searched)."""

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from methods import get_method
-from methods.config import config_to_dict
+from methods.core import Goal, config_to_dict
 from methods.data import Dataset
 
 from . import manifest
 from .cells import Cell, Outcome
 from .errors import SearchInterrupted, UserInputError
+from .inputs import check_seeds
 from .results import RESULTS_FILE, ResultsLog
 from .runner import CellRunner, Resources
 from .spaces import SearchSpace
@@ -103,7 +104,7 @@ class SweepSettings:
             seeds=self.seeds,
             tasks=self.tasks,
             aux=self.aux,
-            labels={"domain": self.domain},
+            domain=self.domain,
         )
 
 
@@ -151,8 +152,7 @@ def resolve_sweep(
         raise UserInputError("pass --trials N (how many trials the study runs in all)")
     if trials < 1:
         raise UserInputError(f"--trials {trials} is not allowed; use 1 or more")
-    if seeds < 1:
-        raise UserInputError(f"--seeds {seeds} is not allowed; use 1 or more")
+    check_seeds(seeds)
     if mode not in ("max", "min"):
         raise UserInputError(f"--mode {mode}: choose max or min")
     if scheduler not in ("asha", "fifo"):
@@ -164,9 +164,9 @@ def resolve_sweep(
     for corner in _corners(space):
         config = spec.make_config({**base, **corner})
         config.check_data(dataset)
-    tasks, aux = config.roles()
+    tasks, aux = config.run_tasks()
     metric = metric or DEFAULT_METRIC
-    _check_metric(metric, mode, tuple(tasks), tuple(aux))
+    _check_metric(metric, mode, config.objectives())
     epochs = space.params.get("epochs")
     max_epochs = int(max(epochs.values)) if epochs else int(config.epochs)
     domain = dataset.domain(str(config_to_dict(config).get("domain", ""))).name
@@ -196,21 +196,20 @@ def _corners(space: SearchSpace) -> list[dict[str, Any]]:
     return [low, high] if high != low else [low]
 
 
-def _check_metric(metric: str, mode: str, tasks: tuple[str, ...], aux: tuple[str, ...]) -> None:
-    """The objective must be a validation metric the runs report: a sweep never
-    chooses or prunes on test data."""
-    allowed = ["val/mean_acc"]
-    allowed += [f"val/{k}/{t}" for k in ("acc", "loss") for t in tasks]
-    allowed += [f"val/{k}/{t}" for k in ("adv_acc", "adv_loss") for t in aux]
-    if metric not in allowed:
+def _check_metric(metric: str, mode: str, objectives: Mapping[str, Goal]) -> None:
+    """The objective must be a validation metric the method reports (its declared
+    `objectives()`), optimised in its direction: a sweep never chooses or prunes on
+    test data."""
+    goal = objectives.get(metric)
+    if goal is None:
         why = "a sweep selects on validation data only; " if metric.startswith("test") else ""
         raise UserInputError(
-            f"--metric {metric} cannot be the objective; {why}choose one of {', '.join(allowed)}"
+            f"--metric {metric} cannot be the objective; {why}choose one of"
+            f" {', '.join(objectives)}"
         )
-    if "loss" in metric.split("/")[1] and mode != "min":
-        raise UserInputError(f"--metric {metric} is a loss; pass --mode min")
-    if "acc" in metric.split("/")[1] and mode != "max":
-        raise UserInputError(f"--metric {metric} is an accuracy; pass --mode max")
+    if mode != goal:
+        better = "higher" if goal == "max" else "lower"
+        raise UserInputError(f"--metric {metric} is better {better}; pass --mode {goal}")
 
 
 @dataclass

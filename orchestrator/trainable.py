@@ -6,21 +6,21 @@ re-read or regenerated. Each epoch's metrics go to `ray.tune.report`; the last
 report carries the kernel's final (selected) metrics with `FINAL_KEY` set, so
 the driver can tell a finished run from a stopped one.
 
-Fault injection, for tests of retries and failure records: the environment
-variable AUXSEARCH_INJECT_FAULT="<cell-id glob>=raise|nan[;...]" makes matching
-cells raise, or train on labels corrupted to +inf, so the loss becomes
-non-finite and the kernel's own divergence check stops the run. Ray passes the
-driver's environment to local workers.
+`AUXSEARCH_TRIAL_HOOK=module:function` names a function every trial calls
+before training, `hook(cell_id, dataset) -> dataset`: it may replace the data
+or raise (the fault-injection tests make chosen cells crash or diverge this
+way). Ray passes the driver's environment to local workers.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import functools
+import importlib
 import json
 import os
 import re
 import time
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,12 @@ import numpy as np
 from ray import tune
 
 from methods import RunContext, get_method
-from methods.data import Dataset, Domain
+from methods.data import Dataset
 
 from .cells import FINAL_KEY, SEED_PREFIX, WALL_KEY
 
-FAULT_ENV = "AUXSEARCH_INJECT_FAULT"
+HOOK_ENV = "AUXSEARCH_TRIAL_HOOK"
+TrialHook = Callable[[str, Dataset], Dataset]
 
 
 def run_cell(
@@ -41,40 +42,47 @@ def run_cell(
     """Train one cell; with `seeds` > 1, each seed in turn, as one continuous trial.
 
     One Tune report per epoch, so training_iteration counts epochs across the
-    seeds (what ASHA compares). The last epoch's report is held back and sent
-    as the final one instead: the mean over seeds of every selected metric, each
-    seed's own under `seed=<s>/<metric>`, and `FINAL_KEY`. A trial therefore
-    reports exactly seeds × epochs times and a scheduler sees it finish.
+    seeds (what ASHA compares). The last seed's last report — the
+    `reported_epochs()` the method declares — is held back and the final one
+    sent in its place: the kernel's returned metrics (the mean over seeds of
+    each, each seed's own under `seed=<s>/<metric>`) and `FINAL_KEY`. A trial
+    therefore reports as often as its kernel does, and a scheduler that stops
+    trials at their last epoch still sees this one finish.
     """
     cell = json.loads(config["cell"])
-    fault = _injected_fault(cell["id"])
-    if fault == "raise":
-        raise RuntimeError(f"injected fault in cell {cell['id']}")
-    if fault == "nan":
-        dataset = _poisoned(dataset)
+    hook = _trial_hook(os.environ.get(HOOK_ENV, ""))
+    if hook is not None:
+        dataset = hook(cell["id"], dataset)
     spec = get_method(cell["method"])
     kernel_config = spec.make_config(cell["params"])
-    last_epoch = int(getattr(kernel_config, "epochs", 0))
+    declared = kernel_config.reported_epochs()
     seeds = [int(cell["seed"]) + k for k in range(int(cell.get("seeds", 1)))]
     start = time.perf_counter()
     finals: dict[int, dict[str, float]] = {}
+    held: list[dict[str, Any]] = []  # the report the final one replaces
+    last_epoch = 0
     for seed in seeds:
-        holds_last = seed == seeds[-1]
+        count = 0
 
-        def report(
-            metrics: dict[str, float], epoch: int, seed: int = seed, holds_last: bool = holds_last
-        ) -> None:
-            if not (holds_last and epoch == last_epoch):
-                tune.report({**metrics, "epoch": epoch, "seed": seed})
+        def report(metrics: dict[str, float], epoch: int, seed: int = seed) -> None:
+            nonlocal count, last_epoch
+            count += 1
+            last_epoch = epoch
+            row = {**metrics, "epoch": epoch, "seed": seed}
+            if held:  # the kernel reported more often than it declared: send what was held
+                tune.report(held.pop())
+            if seed == seeds[-1] and count == declared:
+                held.append(row)
+            else:
+                tune.report(row)
 
-        trial_dir = Path(tune.get_context().get_trial_dir())
         ctx = RunContext(
             device=_device(device),
             seed=seed,
             report=report,
-            checkpoint_dir=trial_dir,
+            files_dir=Path(tune.get_context().get_trial_dir()),
             num_threads=threads,
-            artifact=_parquet_writer(artifacts, cell["id"], seed),
+            artifact=_parquet_writer(artifacts, cell["id"], seed, spec.config_cls.plots),
         )
         finals[seed] = spec.train(kernel_config, dataset, ctx)
     tune.report(
@@ -88,7 +96,17 @@ def run_cell(
     )
 
 
-def _parquet_writer(root: str, cell_id: str, seed: int) -> Any:
+@functools.cache
+def _trial_hook(name: str) -> TrialHook | None:
+    """The function `AUXSEARCH_TRIAL_HOOK` names (`package.module:function`), imported once."""
+    if not name:
+        return None
+    module, _, function = name.partition(":")
+    hook: TrialHook = getattr(importlib.import_module(module), function)
+    return hook
+
+
+def _parquet_writer(root: str, cell_id: str, seed: int, plots: Any) -> Any:
     """`ctx.artifact` in a trial: `artifacts/<cell id>/<name>.seed<S>.parquet` under the
     search's --out, written atomically (a trial's own directory is only a local
     staging area that Ray does not always copy to --out)."""
@@ -96,7 +114,8 @@ def _parquet_writer(root: str, cell_id: str, seed: int) -> Any:
     from .storage import OutputDir
 
     folder = re.sub(r"[^A-Za-z0-9._=+-]", "_", cell_id)
-    return artifact_writer(OutputDir(root), lambda name: f"artifacts/{folder}/{name}.seed{seed}")
+    stem = f"artifacts/{folder}/{{}}.seed{seed}"
+    return artifact_writer(OutputDir(root), stem.format, plots)
 
 
 def _merge_seeds(finals: dict[int, dict[str, float]]) -> dict[str, float]:
@@ -116,20 +135,3 @@ def _device(requested: str) -> str:
         # Ray sets CUDA_VISIBLE_DEVICES to the trial's share; index 0 is ours.
         return "cuda" if torch.cuda.is_available() else "cpu"
     return requested
-
-
-def _injected_fault(cell_id: str) -> str | None:
-    for rule in filter(None, os.environ.get(FAULT_ENV, "").split(";")):
-        pattern, _, kind = rule.partition("=")
-        if fnmatch.fnmatch(cell_id, pattern):
-            return kind
-    return None
-
-
-def _poisoned(dataset: Dataset) -> Dataset:
-    domains = {}
-    for name, d in dataset.domains.items():
-        labels = d.labels.copy()
-        labels[d.split == "train"] = np.inf
-        domains[name] = Domain(name, d.inputs, labels, d.label_names, d.split)
-    return replace(dataset, domains=domains)

@@ -9,12 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from methods.core.examples import DIGIT_ROLES, TINY_DIGITS, TINY_TRAIN
 from methods.data import Dataset, load_dataset
-from methods.roles import GridRoles
 
 TINY_SHAPES = {"n": 120, "image_size": 16, "seed": 0, "correlation": 0.5}
-# Settings that make one training take well under a second on one CPU thread.
-TINY_TRAIN = {"backbone": "small_cnn", "epochs": 2, "lr": 1e-3, "batch_size": 32}
 
 
 @pytest.fixture(scope="session")
@@ -23,18 +21,14 @@ def tiny_shapes() -> Dataset:
 
 
 # Six domains (target, irrelevant, relevant, plain, coloured, blended), kept small.
-TINY_DIGITS = {"n_target": 80, "irrelevant_copies": 1}
-DIGIT_ROLES = GridRoles("digit", "irrelevant", "bg", "relevant", "digit")
-
-
 @pytest.fixture(scope="session")
 def tiny_digits() -> Dataset:
     return load_dataset("digit_domains", TINY_DIGITS)
 
 
 def tiny_config_values(method: str, **extra: object) -> dict[str, object]:
-    """A small valid config of any registered method on `tiny_digits`, through the
-    method's own `for_grid` hook (the shared suite's entry point)."""
+    """A small valid config of any grid-capable method on `tiny_digits`, through the
+    method's own `for_grid` hook."""
     from methods import get_method
 
     hook = get_method(method).config_cls.for_grid

@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .dataset import SPLITS, Dataset, Domain, seeded_split, stratified_split
 from .digit_domains import make_digit_domains
 from .digit_pair import make_digit_pair

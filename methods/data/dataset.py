@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DataError
+from ..core.errors import DataError
 
 SPLITS = ("train", "val", "test")
 

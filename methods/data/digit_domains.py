@@ -31,7 +31,7 @@ import json
 
 import numpy as np
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .dataset import Dataset, Domain, seeded_split
 
 # Background colours (RGB 0–255), dark enough that white strokes stay visible.

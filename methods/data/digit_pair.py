@@ -18,7 +18,7 @@ import json
 
 import numpy as np
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .dataset import Dataset, Domain, seeded_split
 from .digit_domains import _blended, _plain, _upscale
 

@@ -22,7 +22,7 @@ import json
 
 import numpy as np
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .dataset import Dataset, Domain, source_target_grid
 from .digit_domains import _blended, _plain, _upscale
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DataError
+from ..core.errors import DataError
 
 
 def _check(k: int, noise: float) -> None:

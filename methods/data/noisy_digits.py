@@ -21,7 +21,7 @@ import json
 
 import numpy as np
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .dataset import Dataset, Domain, source_target_grid, stratified_split
 from .noise import confusion_matrix, corrupt, symmetric_matrix
 

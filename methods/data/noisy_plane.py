@@ -18,7 +18,7 @@ import json
 
 import numpy as np
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .dataset import Dataset, Domain, source_target_grid
 
 _VERSION = 1

@@ -15,7 +15,8 @@ class. Label columns:
                           mean pixel intensity), min-max scaled to [−1, 1]
     ink_n                 ink plus Gaussian noise of standard deviation `ink_noise`
 
-Deterministic per `seed`.
+`n` > 0 keeps only the first n images (a small set for tests). Deterministic per
+`seed`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import json
 
 import numpy as np
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .dataset import Dataset, Domain, stratified_split
 
 _VERSION = 1
@@ -59,14 +60,20 @@ def _base_images(base: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, bunch.target.astype(np.int64)
 
 
-def make_noisy_sets(ink_noise: float = 0.3, base: str = "digits", seed: int = 0) -> Dataset:
+def make_noisy_sets(
+    ink_noise: float = 0.3, base: str = "digits", seed: int = 0, n: int = 0
+) -> Dataset:
     if not 0.0 <= ink_noise <= 2.0:
         raise DataError(f"noisy_sets: ink_noise={ink_noise!r} must be in [0, 2]")
     if base not in BASES:
         raise DataError(f"noisy_sets: base={base!r} is not allowed; use one of {', '.join(BASES)}")
     if not isinstance(seed, int) or seed < 0:
         raise DataError(f"noisy_sets: seed={seed!r} must be a non-negative integer")
+    if not isinstance(n, int) or n < 0 or 0 < n < 50:
+        raise DataError(f"noisy_sets: n={n!r} must be 0 (every image) or at least 50")
     images, digit = _base_images(base, seed)
+    if n:  # the first n images, for a small set (tests, quick looks)
+        images, digit = images[:n], digit[:n]
     rng = np.random.default_rng(seed)
     noisy = [flip_exactly(digit, rate, rng) for rate in FLIP_RATES]
     mean_ink = images.reshape(len(images), -1).mean(1)
@@ -76,6 +83,8 @@ def make_noisy_sets(ink_noise: float = 0.3, base: str = "digits", seed: int = 0)
     labels = np.stack([digit, *noisy, ink, ink_n], axis=1).astype(np.float32)
     split = stratified_split(digit, (0.6, 0.2, 0.2), seed)
     params: dict[str, object] = {"ink_noise": float(ink_noise), "base": base, "seed": seed}
+    if n:
+        params["n"] = n
     wrong = ", ".join(f"{float((n != digit).mean()):.0%}" for n in noisy)
     return Dataset(
         name="noisy_sets",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .dataset import SPLITS, Dataset, Domain, seeded_split
 
 REQUIRED = ("inputs", "labels", "label_names")

@@ -33,7 +33,7 @@ import json
 
 import numpy as np
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .dataset import Dataset, Domain, seeded_split
 
 ATTRIBUTES = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,7 +37,7 @@ def _pairs(tmp_path: Path, *extra: str) -> list[str]:
         (["--set", "lam=0.3"], "'lam' is set by the pair search itself"),
         (["--seeds", "0"], "--seeds 0 is not allowed"),
         (["--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
-        (["--gpus-per-trial", "-1"], "argument --gpus-per-trial: -1 must be ≥ 0"),
+        (["--gpus-per-trial", "-1"], "--gpus-per-trial -1 must be ≥ 0"),
         (["--max-failures", "-1"], "--max-failures -1 is not allowed"),
         (["--cpus-per-trial", "64"], "--cpus-per-trial 64 exceeds the"),
         (["--seed", "-1"], "argument --seed: -1 must be ≥ 0"),
@@ -136,8 +137,9 @@ def test_run_trains_one_model_in_process(capsys: pytest.CaptureFixture[str]) -> 
         ]
     )
     assert code == 0
-    out = capsys.readouterr().out
-    assert "epoch 1:" in out and '"val/acc/even"' in out
+    captured = capsys.readouterr()
+    assert "epoch 1:" in captured.err  # progress on stderr: stdout is the JSON alone
+    assert json.loads(captured.out)["val/acc/even"] > 0.5
 
 
 def test_results_show_on_a_directory_without_results(
@@ -189,7 +191,7 @@ def _sweep(tmp_path: Path, *extra: str) -> list[str]:
     [
         (["--metric", "val/acc/blue"], "--metric val/acc/blue cannot be the objective"),
         (["--metric", "test/mean_acc"], "a sweep selects on validation data only"),
-        (["--metric", "val/loss/red"], "is a loss; pass --mode min"),
+        (["--metric", "val/loss/red"], "is better lower; pass --mode min"),
         (["--set", "lam=0.3"], "'lam' is searched by"),
         (["--trials", "0"], "--trials 0 is not allowed"),
         (["--space", "nope.yaml"], "search space nope.yaml does not exist"),

@@ -5,17 +5,17 @@ from __future__ import annotations
 import pytest
 
 from methods.data import Dataset
-from methods.pl_protocol import protocol_defaults
+from methods.purified.protocol import PLProtocol
 from orchestrator.cells import Outcome
 from orchestrator.errors import UserInputError
 from orchestrator.grid import (
-    PAPER_METHODS,
     cross_accuracies,
     format_table1,
     grid_cells,
     grid_matrix,
     resolve_grid,
 )
+from orchestrator.protocols import load_grid_protocol
 from orchestrator.results import outcome_rows
 
 SMALL = {"epochs": 1, "batch_size": 32}
@@ -38,7 +38,7 @@ def _grid(data: Dataset, **kw: object):
     [
         (["target"], ["small_cnn"], ["goal1"], 1),
         (["target", "coloured"], ["small_cnn", "mlp"], ["goal1", "purified", "mtl"], 1),
-        (["target", "plain"], ["small_cnn"], list(PAPER_METHODS), 2),
+        (["target", "plain"], ["small_cnn"], list(load_grid_protocol().methods), 2),
     ],
 )
 def test_one_training_per_train_domain_backbone_method_and_seed(
@@ -49,7 +49,7 @@ def test_one_training_per_train_domain_backbone_method_and_seed(
     assert len(cells) == len(trains) * len(backbones) * len(methods) * seeds
     assert len({c.id for c in cells}) == len(cells)
     for cell in cells:  # one training fills its whole test row
-        train = cell.labels["domain"]
+        train = cell.domain
         assert cell.params["test_domains"] == [d for d in settings.test if d != train]
 
 
@@ -59,7 +59,7 @@ def test_defaults_come_from_the_dataset_and_the_paper(tiny_digits: Dataset) -> N
     assert settings.train == ("target",) and settings.test == ("plain", "coloured", "blended")
     assert settings.roles.irrelevant_domain == "irrelevant" and settings.roles.task == "digit"
     cell = next(c for c in grid_cells(settings) if c.method == "mtl")
-    for key, value in protocol_defaults().items():  # the PL protocol, for every method
+    for key, value in load_grid_protocol().settings.items():  # the protocol, for every method
         assert cell.params[key] == value
     assert cell.params["optimizer"] == "sgd" and cell.params["lr_step_size"] == 7
     assert cell.params["tasks"] == ["digit", "bg"]
@@ -133,3 +133,13 @@ def test_failed_cells_leave_holes_not_numbers(tiny_digits: Dataset) -> None:
     )
     matrix = grid_matrix(cross_accuracies(rows, settings, {cell.id}), settings)
     assert matrix.iloc[0]["plain"] is None
+
+
+def test_the_bundled_grid_protocol_is_the_pl_kernels_own_defaults() -> None:
+    """search_spaces/protocols/grid.yaml and `PLProtocol` state the paper's settings
+    twice (a file users copy, a config the kernels default to): they must agree."""
+    protocol = load_grid_protocol()
+    defaults = PLProtocol()
+    assert set(protocol.settings) == set(PLProtocol.__annotations__)
+    for key, value in protocol.settings.items():
+        assert getattr(defaults, key) == value, key

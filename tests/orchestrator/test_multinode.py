@@ -109,7 +109,9 @@ class Cluster:
 
     def trial_actors(self) -> list[dict]:
         actors = _get(f"{self.dashboard}/api/v0/actors?detail=1&limit=1000")
-        return [a for a in actors if a["class_name"] == "ImplicitFunc"]
+        # Ray names the class `ImplicitFunc` or, by its qualified name,
+        # `wrap_function.<locals>.ImplicitFunc`: both have been seen from this Ray
+        return [a for a in actors if a["class_name"].split(".")[-1] == "ImplicitFunc"]
 
 
 @pytest.fixture

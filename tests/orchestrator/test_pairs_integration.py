@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from orchestrator.cli import main
+from tests.orchestrator import fault_hook
 
 pytestmark = pytest.mark.integration
 
@@ -199,7 +200,12 @@ def test_failures_are_retried_recorded_and_then_retrainable(tmp_path: Path) -> N
     out = tmp_path / "faulty"
     exe = str(Path(sys.executable).with_name("auxsearch"))
     cmd = [exe, *BASE, "--lambdas", "0.5", "--max-failures", "1", "--out", str(out)]
-    env = {**os.environ, "AUXSEARCH_INJECT_FAULT": "pair:large+red:*=raise;single:left:*=nan"}
+    env = {
+        **os.environ,
+        "AUXSEARCH_TRIAL_HOOK": fault_hook.HOOK,
+        fault_hook.FAULT_ENV: "pair:large+red:*=raise;single:left:*=nan",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),  # trials import the hook
+    }
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -219,7 +225,7 @@ def test_failures_are_retried_recorded_and_then_retrainable(tmp_path: Path) -> N
     assert notes["left"] == "single-task run failed"
 
     # Without the fault and with --retry-failed, only the two failed cells train again.
-    env.pop("AUXSEARCH_INJECT_FAULT")
+    env.pop(fault_hook.FAULT_ENV)
     proc = subprocess.run(
         [*cmd, "--retry-failed"], capture_output=True, text=True, env=env, timeout=300
     )

@@ -52,7 +52,7 @@ def test_stage3_counts_one_per_partnered_attribute_lambda_and_seed(tiny_shapes: 
 def test_defaults_every_binary_attribute_and_paper_lambdas(tiny_shapes: Dataset) -> None:
     s = resolve_settings(tiny_shapes, attributes=None, overrides=dict(TINY_TRAIN))
     assert s.attributes == tiny_shapes.domain().label_names
-    assert s.lambdas == default_lambdas() == (0.01, 0.1, 0.3, 0.5, 1.0)
+    assert s.lambdas == default_lambdas(s.protocol) == (0.01, 0.1, 0.3, 0.5, 1.0)
 
 
 def test_paper_defaults_when_nothing_is_overridden(tiny_shapes: Dataset) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from methods import get_method
 from orchestrator.artifacts import artifact_writer
 from orchestrator.cli import main
 from orchestrator.storage import OutputDir
@@ -109,7 +110,8 @@ def test_run_refuses_an_out_holding_a_run_and_keeps_it(
 
 
 def test_artifact_writer_names_files_and_plots_the_noise_curve(tmp_path: Path) -> None:
-    write = artifact_writer(OutputDir(str(tmp_path)), lambda name: f"artifacts/c1/{name}.seed3")
+    plots = get_method("soseleto").config_cls.plots
+    write = artifact_writer(OutputDir(str(tmp_path)), "artifacts/c1/{}.seed3".format, plots)
     write("weights", {"row": np.arange(3), "w": np.array([0.1, 0.5, 1.0])})
     write(
         "alpha_curve",
@@ -140,7 +142,8 @@ def test_generated_samples_become_a_png_grid(tmp_path: Path) -> None:
         "width": np.full(6, 4),
         "pixels": pixels,
     }
-    artifact_writer(OutputDir(str(tmp_path)), lambda name: name)("samples", columns)
+    plots = get_method("jdm").config_cls.plots
+    artifact_writer(OutputDir(str(tmp_path)), lambda name: name, plots)("samples", columns)
     assert (tmp_path / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     back = pd.read_parquet(tmp_path / "samples.parquet")
     assert len(back["pixels"][5]) == 32 and back["pixels"][5][0] == 1.0

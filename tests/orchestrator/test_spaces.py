@@ -1,4 +1,4 @@
-"""Search-space files: YAML → Ray Tune and Optuna spaces, and the one-sentence errors."""
+"""Search-space files: YAML → Optuna spaces, and the one-sentence errors."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-from ray.tune.search.optuna import OptunaSearch
-from ray.tune.search.sample import Categorical, Float, Integer
 
 from methods import get_method, list_methods
-from methods.config import config_keys
+from methods.core.config import config_keys
 from orchestrator.spaces import SpaceError, bundled_space_path, load_space, parse_space
 
 SPACE_FILES = sorted(Path("search_spaces").glob("*.yaml"))
@@ -22,18 +20,11 @@ def test_every_registered_method_ships_a_space_file() -> None:
 
 
 @pytest.mark.parametrize("path", SPACE_FILES, ids=lambda p: p.stem)
-def test_each_file_becomes_both_kinds_of_space(path: Path) -> None:
+def test_each_file_becomes_an_optuna_space(path: Path) -> None:
     space = load_space(path, path.stem)
     assert space.params, "a space file should search something"
-    tune_space, optuna_space = space.to_tune(), space.to_optuna()
-    assert set(optuna_space) == set(space.params)
-    assert set(tune_space) == set(space.params) | set(space.fixed)
-    for key, value in space.fixed.items():
-        assert tune_space[key] == value
-    # Ray's own converter reads our Tune space as the same Optuna distributions.
-    assert (
-        OptunaSearch.convert_search_space({k: tune_space[k] for k in space.params}) == optuna_space
-    )
+    assert set(space.to_optuna()) == set(space.params)
+    assert not set(space.fixed) & set(space.params)
 
 
 @pytest.mark.parametrize(
@@ -88,11 +79,6 @@ def test_kinds_map_to_the_right_distributions() -> None:
     assert o["lr"] == FloatDistribution(1e-4, 1e-2, log=True)
     assert o["weight_decay"] == FloatDistribution(0.0, 0.001)
     assert o["batch_size"] == IntDistribution(16, 64)
-    t = space.to_tune()
-    assert isinstance(t["lam"], Categorical) and isinstance(t["lr"], Float)
-    assert isinstance(t["batch_size"], Integer)
-    assert (t["batch_size"].lower, t["batch_size"].upper) == (16, 65)  # Tune's upper is exclusive
-    assert [t["batch_size"].sample() for _ in range(200)].count(64) > 0
 
 
 @pytest.mark.parametrize(

@@ -255,3 +255,50 @@ def test_grid_sampler_runs_every_mode_once(ray_local: None, tmp_path: Path, caps
     assert {"domain", "task", "row", "wc", "wd", "wg", "w", "pseudo"} <= set(table[0])
     assert main(["results", "show", str(out)]) == 0
     assert "test digit %" in capsys.readouterr().out
+
+
+def test_a_jdm_sweep_optimises_the_ccc_it_reports(ray_local: None, tmp_path: Path) -> None:
+    """The objectives come from the method: jdm reports `val/ccc/<value label>`, so a
+    sweep on it runs, and AAL's adversary metrics are not offered."""
+    space = tmp_path / "jdm.yaml"
+    space.write_text("method: jdm\nspace:\n  lam: {choice: [0.2, 1.0]}\n")
+    out = tmp_path / "jdm"
+    base = [
+        "sweep",
+        "--method",
+        "jdm",
+        "--space",
+        str(space),
+        "--sampler",
+        "grid",
+        "--scheduler",
+        "fifo",
+        "--dataset",
+        "noisy_sets:n=200",
+        "--set",
+        "tasks=[digit_n1,ink_n]",
+        "--set",
+        "continuous=[ink_n]",
+        "--set",
+        "clean=[digit,ink]",
+        "--set",
+        "backbone=small_cnn",
+        "--set",
+        "epochs=2",
+        "--out",
+        str(out),
+    ]
+    assert main([*base, "--metric", "val/adv_acc/ink"]) == 2  # not a metric jdm reports
+    assert not out.exists()
+    assert main([*base, "--metric", "val/ccc/ink", "--mode", "max"]) == 0
+    study = _study(f"sqlite:///{out / 'optuna.db'}", "jdm-sweep")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    rows = pq.read_table(out / "results.parquet").to_pylist()
+    for trial in study.trials:
+        ccc = [
+            r["value"]
+            for r in rows
+            if (r["trial_id"], r["split"], r["metric"], r["main_task"])
+            == (trial.user_attrs["cell"], "val", "ccc", "ink")
+        ]
+        assert ccc == [trial.value] and -1.0 <= trial.value <= 1.0

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...errors import DataError
+from ...core.errors import DataError
 from ..dataset import Dataset, Domain
 from .cache import cached_images
 from .celeba import read_celeba

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import DataError
+from ...core.errors import DataError
 from .options import ReadOptions
 from .pixels import decode_files
 from .source import Source, find_dir, missing_layout

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import DataError
+from ...core.errors import DataError
 from .options import ReadOptions
 from .pixels import fit_array
 from .source import Source, carve_val, find_dir, missing_layout

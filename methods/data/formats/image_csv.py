@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import DataError
+from ...core.errors import DataError
 from ..dataset import SPLITS, seeded_split
 from .options import ReadOptions
 from .pixels import decode_files

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import DataError
+from ...core.errors import DataError
 
 # the options every format takes
 COMMON = ("size", "crop", "channels", "val_fraction", "split_seed")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ...errors import DataError
+from ...core.errors import DataError
 from .options import ReadOptions
 
 _MODES = {1: "L", 3: "RGB"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import DataError
+from ...core.errors import DataError
 from .options import ReadOptions
 
 # Decoded images, in row order, already cropped/resized/converted as asked.

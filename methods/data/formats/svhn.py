@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from ...errors import DataError
+from ...core.errors import DataError
 from .options import ReadOptions
 from .pixels import fit_array
 from .source import Source, carve_val, find_dir, missing_layout

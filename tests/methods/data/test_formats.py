@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from methods.core.errors import DataError
 from methods.data.formats import load_from_disk
 from methods.data.formats.cache import CACHE_DIR_NAME
-from methods.errors import DataError
 
 from .format_fixtures import (
     CELEBA_ATTRIBUTES,

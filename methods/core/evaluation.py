@@ -1,0 +1,113 @@
+"""Scoring a model on held-out rows: accuracy and mean loss per head, the
+principal components of its features, and `eval_mode`, the one way kernels put
+modules in evaluation mode (and back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import ensure_finite
+from .tasks import TaskSpec, predictions, task_loss
+from .views import DomainView, minibatches
+
+EVAL_BATCH = 512
+
+
+@contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """`modules` in eval mode (batch norm on its running statistics, dropout off)
+    inside the block; each is put back in the mode it had, even on an error."""
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes, strict=True):
+            m.train(mode)
+
+
+@dataclass
+class EvalHead:
+    """A head to evaluate each epoch: its task, module, metric prefix and domain.
+
+    `view` is the domain whose val/test splits the head is scored on (None: the
+    domain trained on). Only main heads (prefix "") of tasks trained on that
+    domain are scored on the `test_domains` too.
+    """
+
+    spec: TaskSpec
+    module: nn.Module
+    prefix: str = ""  # "" for main metrics (acc, loss), "adv_" for adversaries
+    view: DomainView | None = None
+
+
+@torch.no_grad()
+def score_heads(
+    backbone: nn.Module, view: DomainView, rows: np.ndarray, key: str, heads: Sequence[EvalHead]
+) -> dict[str, float]:
+    """`<key>/<prefix>acc/<task>` and `<key>/<prefix>loss/<task>` of every head on
+    `rows` of `view` (labelled rows only), in eval mode."""
+    if len(rows) == 0 or not heads:
+        return {}
+    correct = np.zeros(len(heads))
+    loss_sum = np.zeros(len(heads))
+    count = np.zeros(len(heads))
+    with eval_mode(backbone, *(h.module for h in heads)):
+        for batch in minibatches(rows, EVAL_BATCH, None):
+            x, y = view.batch(batch)
+            h = backbone(x)
+            for k, head in enumerate(heads):
+                logits = head.module(h)
+                target = y[:, head.spec.column]
+                mask = target >= 0
+                n = int(mask.sum())
+                if n == 0:
+                    continue
+                loss_sum[k] += float(task_loss(logits, target, head.spec)) * n
+                pred = predictions(logits, head.spec)
+                correct[k] += float((pred[mask] == target[mask]).sum())
+                count[k] += n
+    out = {}
+    for k, head in enumerate(heads):
+        if count[k] == 0:
+            continue
+        loss = loss_sum[k] / count[k]
+        ensure_finite(loss, f"{key} loss of '{head.spec.name}'")
+        out[f"{key}/{head.prefix}acc/{head.spec.name}"] = float(correct[k] / count[k])
+        out[f"{key}/{head.prefix}loss/{head.spec.name}"] = float(loss)
+    return out
+
+
+@torch.no_grad()
+def principal_components(
+    backbone: nn.Module, views: Sequence[tuple[str, DomainView]], k: int
+) -> dict[str, float]:
+    """`<key>/pca_ratio_<i>`: the explained-variance ratio of the top `k` principal
+    components of the test features of each (key, view) (the PL paper's Figure 2)."""
+    out: dict[str, float] = {}
+    if k <= 0:
+        return out
+    with eval_mode(backbone):
+        for key, view in views:
+            rows = view.rows["test"]
+            if len(rows) < 2:
+                continue
+            feats = torch.cat(
+                [backbone(view.encoder(b)) for b in minibatches(rows, EVAL_BATCH, None)]
+            ).double()
+            feats = feats - feats.mean(0)
+            variances = torch.linalg.svdvals(feats) ** 2
+            total = float(variances.sum())
+            if total <= 0:
+                continue
+            for i, v in enumerate(variances[:k].tolist(), start=1):
+                out[f"{key}/pca_ratio_{i}"] = v / total
+    return out
