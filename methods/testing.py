@@ -252,6 +252,7 @@ def inherited_probes(config: MethodConfig) -> list[tuple[str, dict[str, Any], di
         ("lr_step_size", flat, {**flat, "lr_step_size": 1, "lr_gamma": 0.1}),
         ("batch_size", {}, {"batch_size": max(2, config.batch_size // 2)}),
         ("feature_dim", {}, {"feature_dim": config.feature_dim + 8}),
+        ("loss_reduction", {"loss_reduction": "mean"}, {"loss_reduction": "sum"}),
     ]
 
 

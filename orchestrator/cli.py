@@ -177,6 +177,12 @@ def _add_pairs_flags(p: argparse.ArgumentParser) -> None:
         help="skip partners whose negative transfer is within seed noise",
     )
     g.add_argument(
+        "--null-control",
+        action="store_true",
+        help="also train stage 3 with the partner's labels shuffled: the gain that choosing"
+        " λ and epoch alone produces",
+    )
+    g.add_argument(
         "--retry-failed", action="store_true", help="train again the cells recorded as failed"
     )
     g.add_argument(
@@ -426,6 +432,7 @@ def _pairs(args: argparse.Namespace) -> int:
         adversaries=args.adversaries,
         alpha=args.alpha,
         require_significant=args.require_significant,
+        null_control=args.null_control,
     )
     result = run_pairs(
         dataset,

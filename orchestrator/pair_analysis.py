@@ -8,9 +8,21 @@
 - `negative_transfer_p`: a one-sided Welch t-test over seeds that a's accuracy
   with b is lower than alone. The AAL paper's effects (tenths of a point) are
   often within seed-to-seed noise, so with K ≥ 2 seeds a negative transfer is
-  marked significant only when p < α.
+  marked significant only when its p-value, corrected for the selection, is
+  below α.
+- The selection: the partner tested is the *lowest* of the M − 1 means of row
+  a, so its raw p-value is biased low (a minimum over M − 1 noisy cells looks
+  negative even when no partner hurts). `holm` corrects every partner's test
+  for the M − 1 tested in the row (Holm–Bonferroni): it controls the chance of
+  any false "significant" in the row whichever partner the selection picks,
+  needs no distributional assumption across partners, and works with as few
+  as 2 seeds, where a permutation test over seeds has too few permutations to
+  reach 0.05. `significant` uses the corrected value.
 - `select_lambda` and `summary_table`: λ and epoch chosen on validation, test
-  reported, in the layout of the paper's Table 3.
+  reported at that choice (first in the table: validation numbers of the
+  chosen λ are selected on the split they report, so they are optimistic), in
+  the layout of the paper's Table 3; with a null control (the partner's labels
+  permuted), the same for it, the size of gain the selection alone produces.
 """
 
 from __future__ import annotations
@@ -82,6 +94,16 @@ def negative_transfer_p(with_b: Sequence[float], alone: Sequence[float]) -> floa
     return float(p)
 
 
+def holm(p_values: Mapping[str, float]) -> dict[str, float]:
+    """Holm–Bonferroni adjusted p-values of a family of tests (step-down, monotone)."""
+    order = sorted(p_values, key=lambda k: p_values[k])
+    m, running, out = len(order), 0.0, {}
+    for rank, key in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[key]))
+        out[key] = running
+    return out
+
+
 @dataclass
 class Partner:
     """Stage 2's verdict for one attribute."""
@@ -90,8 +112,9 @@ class Partner:
     partners: list[str] = field(default_factory=list)  # empty: no negative transfer found
     sin: float | None = None
     mul: float | None = None  # a's accuracy with the worst partner
-    p_value: float | None = None
-    significant: bool | None = None  # None: fewer than 2 seeds
+    p_value: float | None = None  # the worst partner's raw one-sided p-value
+    p_holm: float | None = None  # ... corrected for the M − 1 partners of the row
+    significant: bool | None = None  # p_holm < α; None: fewer than 2 seeds
     reason: str = ""
 
 
@@ -127,25 +150,38 @@ def choose_partners(
             verdict.mul = worst_value
             continue
         verdict.mul = worst_value
-        verdict.p_value = negative_transfer_p(values[(a, worst)], values[(a, a)])
-        verdict.significant = None if verdict.p_value is None else verdict.p_value < alpha
+        tests = {
+            b: p
+            for _, _, b in row
+            if (p := negative_transfer_p(values[(a, b)], values[(a, a)])) is not None
+        }
+        adjusted = holm(tests)
+        verdict.p_value, verdict.p_holm = tests.get(worst), adjusted.get(worst)
+        verdict.significant = None if verdict.p_holm is None else verdict.p_holm < alpha
         if require_significant and not verdict.significant:
             verdict.reason = "negative transfer within seed noise"
             continue
         if mode == "all":
-            verdict.partners = [b for v, _, b in sorted(row) if v < diag]
+            below = [b for v, _, b in sorted(row) if v < diag]
+            if require_significant:
+                below = [b for b in below if adjusted.get(b, 1.0) < alpha]
+            verdict.partners = below
         else:
             verdict.partners = [worst]
     return out
 
 
 def adversarial_values(
-    rows: Iterable[Mapping[str, Any]], split: str, ids: set[str] | None = None
+    rows: Iterable[Mapping[str, Any]],
+    split: str,
+    ids: set[str] | None = None,
+    sweep: str = "lam",
+    stage: str = "adversarial",
 ) -> dict[tuple[str, float], list[float]]:
-    """(attribute, λ) → accuracies over seeds of the AAL runs."""
+    """(attribute, swept value λ) → accuracies over seeds of a stage-3 stage's runs."""
     out: dict[tuple[str, float], list[float]] = {}
-    for r in _acc_rows(rows, ("adversarial",), split, ids):
-        lam = float(_params(r)["lam"])
+    for r in _acc_rows(rows, (stage,), split, ids):
+        lam = float(_params(r)[sweep])
         out.setdefault((r["main_task"], lam), []).append(float(r["value"]))
     return out
 
@@ -164,6 +200,7 @@ def select_lambda(val: Mapping[tuple[str, float], list[float]], attribute: str) 
 
 
 def _mean(v: Sequence[float] | None) -> float | None:
+    """The mean, None for no values."""
     return float(np.mean(v)) if v else None
 
 
@@ -175,28 +212,38 @@ def _diff(x: float | None, y: float | None) -> float | None:
     return None if x is None or y is None else x - y
 
 
+# Test first: the numbers at the choices made on validation.
 SUMMARY_COLUMNS = [
     "attribute",
     "neg_partner",
+    "lambda",
+    "sin_test",
+    "mul_test",
+    "adv_test",
+    "mul_minus_sin_test",
+    "adv_minus_sin_test",
+    "adv_minus_mul_test",
     "sin",
     "mul",
     "adv",
-    "lambda",
     "mul_minus_sin",
     "adv_minus_sin",
     "adv_minus_mul",
     "significant",
     "p_value",
+    "p_holm",
     "sin_std",
     "mul_std",
     "adv_std",
-    "sin_test",
-    "mul_test",
-    "adv_test",
-    "adv_minus_sin_test",
+    "null_lambda",
+    "null",
+    "null_test",
+    "null_minus_sin_test",
     "seeds",
     "note",
 ]
+
+Runs = Mapping[tuple[str, float], list[float]]
 
 
 def summary_table(
@@ -204,10 +251,13 @@ def summary_table(
     partners: Mapping[str, Partner],
     pair_val: Values,
     pair_test: Values,
-    adv_val: Mapping[tuple[str, float], list[float]],
-    adv_test: Mapping[tuple[str, float], list[float]],
+    adv_val: Runs,
+    adv_test: Runs,
+    null_val: Runs | None = None,
+    null_test: Runs | None = None,
 ) -> pd.DataFrame:
-    """One row per attribute, in the layout of the AAL paper's Table 3 (+ seeds and test)."""
+    """One row per attribute, in the layout of the AAL paper's Table 3 (+ seeds and test);
+    `null_*`: the null control's runs (partner labels permuted), λ chosen alike."""
     rows = []
     for a in attributes:
         p = partners[a]
@@ -218,6 +268,9 @@ def summary_table(
         mul = _mean(pair_val.get((a, worst))) if worst else p.mul
         mul_test = _mean(pair_test.get((a, worst))) if worst else None
         adv_t = _mean(adv_test.get((a, lam))) if lam is not None else None
+        null_lam = select_lambda(null_val, a) if null_val and p.partners else None
+        null_v = _mean(null_val.get((a, null_lam))) if null_val and null_lam is not None else None
+        null_t = _mean((null_test or {}).get((a, null_lam))) if null_lam is not None else None
         note = p.reason
         if p.partners and lam is None:
             note = "adversarial runs failed"
@@ -225,22 +278,29 @@ def summary_table(
             {
                 "attribute": a,
                 "neg_partner": "+".join(p.partners) or None,
+                "lambda": lam,
+                "sin_test": sin_test,
+                "mul_test": mul_test,
+                "adv_test": adv_t,
+                "mul_minus_sin_test": _diff(mul_test, sin_test),
+                "adv_minus_sin_test": _diff(adv_t, sin_test),
+                "adv_minus_mul_test": _diff(adv_t, mul_test),
                 "sin": sin,
                 "mul": mul,
                 "adv": adv,
-                "lambda": lam,
                 "mul_minus_sin": _diff(mul, sin),
                 "adv_minus_sin": _diff(adv, sin),
                 "adv_minus_mul": _diff(adv, mul),
                 "significant": p.significant,
                 "p_value": p.p_value,
+                "p_holm": p.p_holm,
                 "sin_std": _std(pair_val.get((a, a))),
                 "mul_std": _std(pair_val.get((a, worst))) if worst else None,
                 "adv_std": _std(adv_val.get((a, lam))) if lam is not None else None,
-                "sin_test": sin_test,
-                "mul_test": mul_test,
-                "adv_test": adv_t,
-                "adv_minus_sin_test": _diff(adv_t, sin_test),
+                "null_lambda": null_lam,
+                "null": null_v,
+                "null_test": null_t,
+                "null_minus_sin_test": _diff(null_t, sin_test),
                 "seeds": len(pair_val.get((a, a), [])),
                 "note": note or None,
             }

@@ -212,6 +212,17 @@ def _run_stages(
         describe=describe,
     )
 
+    sweep = settings.protocol.sweep
+    null_val = null_test = None
+    if settings.null_control:
+        null3 = stage3_cells(settings, partners, null=True)
+        stages.run(
+            "stage 3b: null control, the partner's labels shuffled", null3, describe=describe
+        )
+        ids_null = {c.id for c in null3}
+        null_val = adversarial_values(log.rows, "val", ids_null, sweep, stage="null")
+        null_test = adversarial_values(log.rows, "test", ids_null, sweep, stage="null")
+
     ids3 = {c.id for c in stage3}
     mean = matrix(val, settings.attributes)
     std = matrix(val, settings.attributes, "std") if settings.seeds > 1 else None
@@ -220,8 +231,10 @@ def _run_stages(
         partners,
         val,
         test,
-        adversarial_values(log.rows, "val", ids3),
-        adversarial_values(log.rows, "test", ids3),
+        adversarial_values(log.rows, "val", ids3, sweep),
+        adversarial_values(log.rows, "test", ids3, sweep),
+        null_val,
+        null_test,
     )
     write_parquet(out, PAIR_MATRIX_FILE, pair_matrix_table(mean, std, settings.seeds))
     write_parquet(out, SUMMARY_FILE, summary_arrow(summary))

@@ -42,6 +42,7 @@ class PairsSettings:
     adversaries: str = "worst"  # "worst": the paper's pairwise AAL; "all": every negative partner
     alpha: float = 0.05
     require_significant: bool = False
+    null_control: bool = False  # stage 3 again with the protocol's null-control settings
     domain: str = field(default="")
 
     def identity(self, dataset: Dataset) -> dict[str, Any]:
@@ -62,6 +63,7 @@ class PairsSettings:
             "adversaries": self.adversaries,
             "alpha": self.alpha,
             "require_significant": self.require_significant,
+            "null_control": self.null_control,
         }
 
 
@@ -88,6 +90,7 @@ def resolve_settings(
     adversaries: str = "worst",
     alpha: float = 0.05,
     require_significant: bool = False,
+    null_control: bool = False,
 ) -> PairsSettings:
     """Validate a pair search completely, before anything is trained or written."""
     protocol = load_pairs_protocol()
@@ -133,6 +136,10 @@ def resolve_settings(
         raise UserInputError(f"--alpha {alpha} must be in (0, 1)")
     if require_significant and seeds < 2:
         raise UserInputError("--require-significant needs --seeds 2 or more")
+    if null_control and not protocol.null_control:
+        raise UserInputError(
+            f"--null-control: the pair protocol {protocol.source} defines no null_control"
+        )
 
     # One full config per kind of run, validated against the data: bad backbones,
     # bad values and missing splits stop here, not inside a trial.
@@ -160,6 +167,7 @@ def resolve_settings(
         adversaries=adversaries,
         alpha=alpha,
         require_significant=require_significant,
+        null_control=null_control,
         domain=domain.name,
     )
 
@@ -214,9 +222,14 @@ def stage1_cells(s: PairsSettings) -> list[Cell]:
     return cells
 
 
-def stage3_cells(s: PairsSettings, partners: Mapping[str, Partner]) -> list[Cell]:
-    """One adversarial run per attribute with a partner, per swept value and seed."""
+def stage3_cells(
+    s: PairsSettings, partners: Mapping[str, Partner], *, null: bool = False
+) -> list[Cell]:
+    """One adversarial run per attribute with a partner, per swept value and seed;
+    `null`: the same runs with the protocol's null-control settings (the partner's
+    labels shuffled), stage "null"."""
     p = s.protocol
+    stage, prefix = ("null", "null") if null else ("adversarial", "adv")
     cells = []
     for seed in seed_values(s):
         for a in s.attributes:
@@ -225,10 +238,12 @@ def stage3_cells(s: PairsSettings, partners: Mapping[str, Partner]) -> list[Cell
                 continue
             for lam in s.lambdas:
                 values = {**s.train, **s.adversarial, p.sweep: lam}
+                if null:
+                    values.update(p.null_control)
                 cells.append(
                     Cell(
-                        id=f"adv:{a}~{'+'.join(group)}:{p.sweep}={lam:g}:seed={seed}",
-                        stage="adversarial",
+                        id=f"{prefix}:{a}~{'+'.join(group)}:{p.sweep}={lam:g}:seed={seed}",
+                        stage=stage,
                         method=p.adversarial,
                         params=_params(p.adversarial, [a], group, values),
                         seed=seed,

@@ -38,11 +38,13 @@ class PairsProtocol:
     pair: str
     adversarial: str
     sweep: str
+    null_control: dict[str, Any] = dataclasses.field(default_factory=dict)
     source: str = ""
 
     def owned_keys(self) -> set[str]:
-        """The settings the search itself sets (task names and the swept value)."""
-        keys = {self.sweep}
+        """The settings the search itself sets (task names, the swept value, the null
+        control's)."""
+        keys = {self.sweep, *self.null_control}
         for method, main, aux in (
             (self.single, ["a"], []),
             (self.pair, ["a", "b"], []),
@@ -66,7 +68,9 @@ def bundled_protocol_path(name: str) -> Path:
     return Path(str(resources.files("search_spaces") / "protocols" / f"{name}.yaml"))
 
 
-def _read(path: str | Path, keys: tuple[str, ...]) -> dict[str, Any]:
+def _read(
+    path: str | Path, keys: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ProtocolError(
@@ -78,9 +82,10 @@ def _read(path: str | Path, keys: tuple[str, ...]) -> dict[str, Any]:
         raise ProtocolError(f"{path} is not valid YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(doc, dict):
         raise ProtocolError(f"{path}: expected a mapping with keys {', '.join(keys)}")
-    unknown = sorted(set(doc) - set(keys))
+    unknown = sorted(set(doc) - set(keys) - set(optional))
     if unknown:
-        raise ProtocolError(f"{path}: unknown key '{unknown[0]}'; allowed: {', '.join(keys)}")
+        allowed = ", ".join((*keys, *optional))
+        raise ProtocolError(f"{path}: unknown key '{unknown[0]}'; allowed: {allowed}")
     missing = [k for k in keys if k not in doc]
     if missing:
         raise ProtocolError(f"{path}: '{missing[0]}' is missing")
@@ -105,7 +110,7 @@ def _method(path: Path | str, key: str, name: Any, hook: str) -> str:
 def load_pairs_protocol(path: str | Path | None = None) -> PairsProtocol:
     """A pair-search protocol (the bundled `pairs.yaml` when no path is given)."""
     where = path or bundled_protocol_path("pairs")
-    doc = _read(where, ("single", "pair", "adversarial", "sweep"))
+    doc = _read(where, ("single", "pair", "adversarial", "sweep"), ("null_control",))
     methods = {k: _method(where, k, doc[k], "for_tasks") for k in ("single", "pair", "adversarial")}
     adversarial = get_method(methods["adversarial"]).config_cls
     names = [f.name for f in dataclasses.fields(adversarial)]
@@ -114,7 +119,14 @@ def load_pairs_protocol(path: str | Path | None = None) -> PairsProtocol:
             f"{where}: sweep '{doc['sweep']}' is not a setting of method"
             f" '{methods['adversarial']}'; its settings: {', '.join(names)}"
         )
-    return PairsProtocol(**methods, sweep=doc["sweep"], source=str(where))
+    null = doc.get("null_control") or {}
+    if not isinstance(null, dict):
+        raise ProtocolError(f"{where}: null_control must be a mapping of the adversarial settings")
+    try:
+        parse_config(adversarial, null, method=methods["adversarial"], check=False)
+    except ConfigError as exc:
+        raise ProtocolError(f"{where}: null_control: {exc}") from None
+    return PairsProtocol(**methods, sweep=doc["sweep"], null_control=null, source=str(where))
 
 
 def load_grid_protocol(path: str | Path | None = None) -> GridProtocol:

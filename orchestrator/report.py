@@ -51,40 +51,47 @@ def format_matrix(mean: pd.DataFrame, std: pd.DataFrame | None = None) -> str:
 
 
 def format_summary(summary: pd.DataFrame) -> str:
-    """The layout of the AAL paper's Table 3, in %, plus significance and test."""
+    """The layout of the AAL paper's Table 3, in %: test first (at the λ and epochs
+    chosen on validation), then validation, the selection-corrected significance and,
+    with a null control, its gain over single-task training. Columns a summary of an
+    older version lacks show as "-"."""
+    has_null = "null_test" in summary and summary["null_test"].notna().any()
     rows = []
     for r in summary.to_dict("records"):
         sig = r["significant"]
+        p = r.get("p_holm")
         rows.append(
             [
                 str(r["attribute"]),
                 "-" if _missing(r["neg_partner"]) else str(r["neg_partner"]),
-                _pct(r["sin"]),
-                _pct(r["mul"]),
-                _pct(r["adv"]),
                 "-" if _missing(r["lambda"]) else f"{r['lambda']:g}",
-                _pct(r["mul_minus_sin"], True),
-                _pct(r["adv_minus_sin"], True),
-                _pct(r["adv_minus_mul"], True),
+                _pct(r.get("sin_test")),
+                _pct(r.get("mul_test")),
+                _pct(r.get("adv_test")),
+                _pct(r.get("mul_minus_sin_test"), True),
+                _pct(r.get("adv_minus_sin_test"), True),
+                _pct(r.get("adv_minus_mul_test"), True),
+                _pct(r.get("adv_minus_sin"), True),
+                "-" if _missing(p) else f"{p:.3f}",
                 "-" if _missing(sig) else ("yes" if sig else "no"),
-                _pct(r["sin_test"]),
-                _pct(r["adv_test"]),
+                *([_pct(r.get("null_minus_sin_test"), True)] if has_null else []),
                 "" if _missing(r["note"]) else str(r["note"]),
             ]
         )
     header = [
         "attribute",
         "neg",
+        "λ",
         "sin",
         "mul",
         "adv",
-        "λ",
         "mul-sin",
         "adv-sin",
         "adv-mul",
+        "val adv-sin",
+        "p (Holm)",
         "signif",
-        "sin test",
-        "adv test",
+        *(["null-sin"] if has_null else []),
         "note",
     ]
     return format_table(header, rows)

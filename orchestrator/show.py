@@ -21,7 +21,10 @@ def print_pairs_result(result: PairsResult) -> None:
     print("Pair matrix: val accuracy (%) of a (row) trained with b (column); diagonal = alone")
     print(format_matrix(result.mean, result.std))
     print()
-    print("Summary (the layout of the AAL paper's Table 3; val, test at the λ chosen on val)")
+    print(
+        "Summary (the layout of the AAL paper's Table 3): test accuracy (%) at the λ and"
+        " epochs chosen on val; 'val adv-sin' is selected on the split it reports"
+    )
     print(format_summary(result.summary))
     if result.failed:
         print(
@@ -61,7 +64,7 @@ def show_dir(location: str) -> None:
     summary = read_table(out, SUMMARY_FILE)
     if summary is not None:
         print()
-        print("Summary (the layout of the AAL paper's Table 3)")
+        print("Summary (the layout of the AAL paper's Table 3): test at the choices made on val")
         print(format_summary(pd.DataFrame(summary.to_pylist(), columns=summary.column_names)))
 
 

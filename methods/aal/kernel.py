@@ -26,7 +26,10 @@ attributes; losses are averaged within each group (eq. 10–11). "Multiple
 adversarial training" (§4.2.1) is `adversaries` = all negative partners.
 `adversary_domain` lets the adversaries learn labels of another dataset: each
 step then scores them on a batch drawn from it (the Purified Learning paper's
-adversarial multi-task baseline, `amtl`).
+adversarial multi-task baseline, `amtl`). `permute_adversaries` is a null
+control of ours: the same training with the partner's training labels shuffled
+among the rows, so whatever "gain" it shows comes from the selection of λ and
+epoch, not from unlearning the partner (`auxsearch pairs --null-control`).
 
 Defaults (§4.1): Adam, lr 1e-4, weight decay 5e-4, 6 epochs, lr ÷10 after
 epoch 4, λ tuned over {0.01, 0.1, 0.3, 0.5, 1.0} (the default 0.1 is a value of
@@ -41,11 +44,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..core import (
     ConfigError,
+    DomainView,
     EvalHead,
     Goal,
     GridRoles,
@@ -97,6 +102,13 @@ class AALConfig(MethodConfig):
         default="",
         metadata=meta("domain whose labels the adversaries learn ('' = the domain trained on)"),
     )
+    permute_adversaries: bool = field(
+        default=False,
+        metadata=meta(
+            "null control (not in the paper): the adversaries' training labels shuffled among"
+            " the training rows, so they say nothing about the images; the rest unchanged"
+        ),
+    )
 
     def check(self) -> None:
         check_distinct(self.main, "main")
@@ -145,7 +157,7 @@ class AALConfig(MethodConfig):
 
     def check_data(self, data: Dataset) -> None:
         domain = self.check_training(data)
-        task_specs(domain, self.main)
+        task_specs(domain, self.main, need_val=self.needs_val)
         adversary_domain = data.domain(self.adversary_domain) if self.adversary_domain else domain
         for spec in task_specs(adversary_domain, self.adversaries, need_val=False):
             if self.adversary_loss != "reversal" and spec.num_classes != 2:
@@ -161,14 +173,16 @@ def _group_loss(
     h: torch.Tensor,
     y: torch.Tensor,
     flip: bool = False,
+    reduction: str = "mean",
 ) -> torch.Tensor:
-    """Mean over a group of the per-attribute losses (the 1/A, 1/B of eq. 10–11)."""
+    """Mean over a group of the per-attribute losses (the 1/A, 1/B of eq. 10–11), each
+    reduced over the batch by `reduction`."""
     losses = []
     for head, s in zip(heads, specs, strict=True):
         target = y[:, s.column]
         if flip:  # eq. 4: the adversary is pushed towards 1 − y_b (missing stays missing)
             target = torch.where(target >= 0, 1.0 - target, target)
-        losses.append(task_loss(head(h), target, s))
+        losses.append(task_loss(head(h), target, s, reduction))
     return torch.stack(losses).mean()
 
 
@@ -197,6 +211,7 @@ class AdversarialNet:
     main_specs: list[TaskSpec]
     adv_heads: list[nn.Module]
     adv_specs: list[TaskSpec]
+    reduction: str = "mean"  # of each task loss over the batch (`loss_reduction`)
 
     def f_params(self) -> list[nn.Parameter]:
         """θ_F and θ_{C_a}: the players minimising eq. 4/6/10."""
@@ -236,8 +251,10 @@ def make_step(
         ) -> torch.Tensor:
             h = net.backbone(x)
             ha, yb = (h, y) if xa is None or ya is None else (net.backbone(xa), ya)
-            main = _group_loss(net.main_heads, net.main_specs, h, y)
-            adv = _group_loss(net.adv_heads, net.adv_specs, grad_reverse(ha, lam), yb)
+            main = _group_loss(net.main_heads, net.main_specs, h, y, reduction=net.reduction)
+            adv = _group_loss(
+                net.adv_heads, net.adv_specs, grad_reverse(ha, lam), yb, reduction=net.reduction
+            )
             opt.zero_grad(set_to_none=True)
             (main + adv).backward()  # F, C_a see ∇(L_a − λ L_b); C_b sees ∇L_b
             opt.step()
@@ -262,7 +279,9 @@ def make_step(
         if wgan:
             adv = -_wasserstein(net.adv_heads, net.adv_specs, ha.detach(), yb)
         else:
-            adv = _group_loss(net.adv_heads, net.adv_specs, ha.detach(), yb)
+            adv = _group_loss(
+                net.adv_heads, net.adv_specs, ha.detach(), yb, reduction=net.reduction
+            )
         opt_b.zero_grad(set_to_none=True)
         adv.backward()
         opt_b.step()
@@ -271,11 +290,13 @@ def make_step(
                 for p in b_params:
                     p.clamp_(-critic_clip, critic_clip)
         # Feature step against the updated, frozen adversary: eq. 4, or minimising W.
-        main = _group_loss(net.main_heads, net.main_specs, h, y)
+        main = _group_loss(net.main_heads, net.main_specs, h, y, reduction=net.reduction)
         if wgan:
             fool = _wasserstein(net.adv_heads, net.adv_specs, ha, yb)
         else:
-            fool = _group_loss(net.adv_heads, net.adv_specs, ha, yb, flip=True)
+            fool = _group_loss(
+                net.adv_heads, net.adv_specs, ha, yb, flip=True, reduction=net.reduction
+            )
         opt_f.zero_grad(set_to_none=True)
         (main + lam * fool).backward()
         opt_f.step()
@@ -285,18 +306,34 @@ def make_step(
     return alternating
 
 
+def permute_labels(view: DomainView, columns: Sequence[int], seed: int) -> None:
+    """Shuffle `columns` of the view's label table among its training rows, in place
+    (the view holds its own copy of the labels). The generator is the run's seed's
+    own, not the trainer's, so batches come in the same order as without the shuffle:
+    only what the labels say about the images changes."""
+    rows = view.rows["train"]
+    order = np.random.default_rng([seed, 0x9E11]).permutation(len(rows))
+    index = torch.from_numpy(rows).to(view.device)
+    shuffled = torch.from_numpy(rows[order]).to(view.device)
+    for column in columns:
+        view.labels[index, column] = view.labels[shuffled, column].clone()
+
+
 @register_method("aal", config=AALConfig)
 def train(config: AALConfig, data: Dataset, ctx: RunContext) -> dict[str, float]:
     trainer = Trainer(config, data, ctx)
     adv_view = trainer.view_of(config.adversary_domain) if config.adversary_domain else trainer.view
-    main_specs = task_specs(trainer.domain, config.main)
+    main_specs = task_specs(trainer.domain, config.main, need_val=config.needs_val)
     adv_specs = task_specs(adv_view.domain, config.adversaries, need_val=False)
+    if config.permute_adversaries:
+        permute_labels(adv_view, [s.column for s in adv_specs], ctx.seed)
     net = AdversarialNet(
         trainer.backbone,
         [trainer.head(s) for s in main_specs],
         main_specs,
         [trainer.head(s) for s in adv_specs],
         adv_specs,
+        config.loss_reduction,
     )
     if config.adversary_loss == "reversal":
         optimizers = [trainer.optimizer([*net.f_params(), *net.b_params()])]

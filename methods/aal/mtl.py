@@ -65,7 +65,8 @@ class MTLConfig(MethodConfig):
     def check_data(self, data: Dataset) -> None:
         domain = self.check_training(data)
         for task, name in zip(self.tasks, self.domains_of_tasks(domain.name), strict=True):
-            task_specs(data.domain(name), [task], need_val=name == domain.name)
+            need_val = name == domain.name and self.needs_val
+            task_specs(data.domain(name), [task], need_val=need_val)
         if domain.name not in self.domains_of_tasks(domain.name):
             raise ConfigError(f"no task is trained on the domain '{domain.name}' itself")
 

@@ -17,7 +17,7 @@ from .contract import (
     RunTasks,
 )
 from .errors import ConfigError, DataError, DivergedError, UserInputError, ensure_finite
-from .evaluation import EvalHead, eval_mode
+from .evaluation import EvalHead, eval_mode, kept_buffers
 from .loop import gradient_pass
 from .registry import MethodSpec, get_method, list_methods, register_method, unregister_method
 from .roles import GridRoles
@@ -60,6 +60,7 @@ __all__ = [
     "eval_mode",
     "get_method",
     "gradient_pass",
+    "kept_buffers",
     "list_methods",
     "meta",
     "minibatches",

@@ -94,7 +94,7 @@ class MethodConfig(TrainConfig):
     def check_data(self, data: Dataset) -> None:
         """Everything the run needs of `data`, checked before any training: by default
         the training domain and splits, and labelled train/val rows of the main tasks."""
-        task_specs(self.check_training(data), self.run_tasks().main)
+        task_specs(self.check_training(data), self.run_tasks().main, need_val=self.needs_val)
 
     def run_tasks(self) -> RunTasks:
         """(main tasks, auxiliary tasks) of a run. Default: the config's `task`."""

@@ -1,6 +1,7 @@
 """Scoring a model on held-out rows: accuracy and mean loss per head, the
 principal components of its features, and `eval_mode`, the one way kernels put
-modules in evaluation mode (and back).
+modules in evaluation mode (and back). A model with per-domain batch-norm
+statistics (`domain_norm.py`) is scored on each domain with that domain's.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .domain_norm import on_domain
 from .errors import ensure_finite
 from .tasks import TaskSpec, predictions, task_loss
 from .views import DomainView, minibatches
@@ -32,6 +34,20 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
     finally:
         for m, mode in zip(modules, modes, strict=True):
             m.train(mode)
+
+
+@contextmanager
+def kept_buffers(*modules: nn.Module) -> Iterator[None]:
+    """Forward passes inside the block leave the modules' buffers as they were (batch
+    norm's running statistics, spectral norm's power-iteration vectors): for a
+    second look at a batch in train mode that must not count as a second batch."""
+    saved = [(b, b.detach().clone()) for m in modules for b in m.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
 
 
 @dataclass
@@ -60,7 +76,7 @@ def score_heads(
     correct = np.zeros(len(heads))
     loss_sum = np.zeros(len(heads))
     count = np.zeros(len(heads))
-    with eval_mode(backbone, *(h.module for h in heads)):
+    with eval_mode(backbone, *(h.module for h in heads)), on_domain(backbone, view.name):
         for batch in minibatches(rows, EVAL_BATCH, None):
             x, y = view.batch(batch)
             h = backbone(x)
@@ -100,9 +116,10 @@ def principal_components(
             rows = view.rows["test"]
             if len(rows) < 2:
                 continue
-            feats = torch.cat(
-                [backbone(view.encoder(b)) for b in minibatches(rows, EVAL_BATCH, None)]
-            ).double()
+            with on_domain(backbone, view.name):
+                feats = torch.cat(
+                    [backbone(view.encoder(b)) for b in minibatches(rows, EVAL_BATCH, None)]
+                ).double()
             feats = feats - feats.mean(0)
             variances = torch.linalg.svdvals(feats) ** 2
             total = float(variances.sum())

@@ -45,7 +45,7 @@ def train_heads(
     own = trainer.view.name
     views = [trainer.view_of(d or own) for d in (domains or [own] * len(names))]
     specs: list[TaskSpec] = [
-        task_specs(v.domain, [n], need_val=v.name == own)[0]
+        task_specs(v.domain, [n], need_val=v.name == own and config.needs_val)[0]
         for n, v in zip(names, views, strict=True)
     ]
     heads = [trainer.head(s) for s in specs]
@@ -62,7 +62,9 @@ def train_heads(
             feats[name] = trainer.backbone(xo)
         return torch.stack(
             [
-                task_loss(head(feats[v.name]), labels[v.name][:, s.column], s)
+                task_loss(
+                    head(feats[v.name]), labels[v.name][:, s.column], s, config.loss_reduction
+                )
                 for head, s, v in zip(heads, specs, views, strict=True)
             ]
         )

@@ -59,14 +59,17 @@ def check_distinct(names: Sequence[str], key: str) -> None:
         seen.add(n)
 
 
-def task_loss(logits: torch.Tensor, y: torch.Tensor, spec: TaskSpec) -> torch.Tensor:
-    """Mean loss over the labelled samples of a batch (0, still on the graph, if none)."""
+def task_loss(
+    logits: torch.Tensor, y: torch.Tensor, spec: TaskSpec, reduction: str = "mean"
+) -> torch.Tensor:
+    """Loss over the labelled samples of a batch, their mean or (`reduction="sum"`)
+    their sum; 0, still on the graph, if none is labelled."""
     mask = y >= 0  # −1 (and NaN) mark a missing label
     if not bool(mask.any()):
         return logits.sum() * 0.0
     if spec.out_features == 1:
-        return F.binary_cross_entropy_with_logits(logits[mask, 0], y[mask])
-    return F.cross_entropy(logits[mask], y[mask].long())
+        return F.binary_cross_entropy_with_logits(logits[mask, 0], y[mask], reduction=reduction)
+    return F.cross_entropy(logits[mask], y[mask].long(), reduction=reduction)
 
 
 def predictions(logits: torch.Tensor, spec: TaskSpec) -> torch.Tensor:

@@ -56,6 +56,13 @@ class TrainConfig:
     lr_gamma: float = field(
         default=0.1, metadata=meta("lr factor at each milestone (§4.1: ÷10)", min=0.0, max=1.0)
     )
+    loss_reduction: Literal["mean", "sum"] = field(
+        default="mean",
+        metadata=meta(
+            "a task loss over a batch's labelled samples: their mean, or their sum (the PL"
+            " paper's Alg. 1 writes Goal 1 as a sum)"
+        ),
+    )
     select: Literal["best_val", "last"] = field(
         default="best_val", metadata=meta("report the best-validation epoch or the last one")
     )
@@ -72,11 +79,17 @@ class TrainConfig:
         ),
     )
 
+    @property
+    def needs_val(self) -> bool:
+        """Whether selection reads the validation split (`select="best_val"`); with
+        `select="last"` a domain without one trains and is tested all the same."""
+        return self.select == "best_val"
+
     def check_training(self, data: Dataset) -> Domain:
         """Checks every supervised kernel needs; returns the domain trained on."""
         domain = data.domain(self.domain)
         check_backbone(self.backbone, domain.input_shape, self.weights)
-        for split in ("train", "val"):
+        for split in ("train", "val") if self.needs_val else ("train",):
             if len(domain.indices(split)) == 0:
                 raise DataError(f"domain '{domain.name}' has no '{split}' samples")
         for name in self.test_domains:

@@ -23,6 +23,16 @@ The base images are split three ways with no overlap: target, irrelevant (and
 relevant), and an evaluation pool that `plain`, `coloured` and `blended` render
 alike, with the same train/val/test assignment per base image, so training on
 one of them and testing on another never tests on a trained digit.
+
+`mapping="paper"` is the Purified Learning paper's own arrangement (§Datasets:
+MNIST as the target; set A "randomly sampled from MNIST", set B "from the
+combination of MNIST and SVHN"): the target is white on black, and the
+irrelevant set is half white on black (`bg` = 6, black, the most frequent
+value, so it is batch A's fixed value) and half on the coloured backgrounds.
+The critic then tells the target-like background apart from colour, and Goal 2
+pulls the target's features towards the colourful whole — where the default
+mapping's coloured target already looks like B, so the critic and Goal 2 pull
+the same way.
 """
 
 from __future__ import annotations
@@ -40,6 +50,8 @@ PALETTE = np.array(
     dtype=np.float32,
 )
 _VERSION = 2
+BLACK = len(PALETTE)  # the `bg` value of white-on-black digits (mapping="paper")
+MAPPINGS = ("colour", "paper")
 
 
 def make_digit_domains(
@@ -47,8 +59,9 @@ def make_digit_domains(
     bias: float = 0.9,
     irrelevant_copies: int = 6,
     seed: int = 0,
+    mapping: str = "colour",
 ) -> Dataset:
-    """Build the five domains (deterministic for the same options)."""
+    """Build the six domains (deterministic for the same options)."""
     from sklearn.datasets import load_digits, load_sample_images
 
     if not isinstance(n_target, int) or not 40 <= n_target <= 1000:
@@ -61,6 +74,10 @@ def make_digit_domains(
         )
     if not isinstance(seed, int) or seed < 0:
         raise DataError(f"digit_domains: seed={seed!r} must be a non-negative integer")
+    if mapping not in MAPPINGS:
+        raise DataError(
+            f"digit_domains: mapping={mapping!r} is not allowed; use one of {', '.join(MAPPINGS)}"
+        )
     rng = np.random.default_rng(seed)
     bunch = load_digits()
     strokes = _upscale(bunch.images / 16.0)  # (N, 32, 32) in [0, 1]
@@ -72,22 +89,37 @@ def make_digit_domains(
     k = len(PALETTE)
 
     domains = {}
-    # target: colour follows the digit with probability `bias`
-    follows = rng.random(len(pool_t)) < bias
-    colours = np.where(follows, digits[pool_t] % k, rng.integers(0, k, len(pool_t)))
-    domains["target"] = _domain(
-        "target",
-        _on_colour(strokes[pool_t], colours, rng),
-        digits[pool_t],
-        colours,
-        seeded_split(len(pool_t), (0.75, 0.125, 0.125), seed),
-    )
-    # irrelevant: many renderings, labelled by background colour only
-    base = np.repeat(pool_i, irrelevant_copies)
-    colours = rng.integers(0, k, len(base))
+    if mapping == "paper":  # MNIST-like target; A = the black half of the irrelevant set
+        black = np.full(len(pool_t), BLACK)
+        domains["target"] = _domain(
+            "target",
+            _plain(strokes[pool_t], rng),
+            digits[pool_t],
+            black,
+            seeded_split(len(pool_t), (0.75, 0.125, 0.125), seed),
+        )
+        base = np.repeat(pool_i, irrelevant_copies)
+        colours = np.where(rng.random(len(base)) < 0.5, BLACK, rng.integers(0, k, len(base)))
+        on_black = colours == BLACK
+        images = _on_colour(strokes[base], np.where(on_black, 0, colours), rng)
+        images[on_black] = _plain(strokes[base[on_black]], rng)
+    else:  # target: colour follows the digit with probability `bias`
+        follows = rng.random(len(pool_t)) < bias
+        colours = np.where(follows, digits[pool_t] % k, rng.integers(0, k, len(pool_t)))
+        domains["target"] = _domain(
+            "target",
+            _on_colour(strokes[pool_t], colours, rng),
+            digits[pool_t],
+            colours,
+            seeded_split(len(pool_t), (0.75, 0.125, 0.125), seed),
+        )
+        # irrelevant: many renderings, labelled by background colour only
+        base = np.repeat(pool_i, irrelevant_copies)
+        colours = rng.integers(0, k, len(base))
+        images = _on_colour(strokes[base], colours, rng)
     domains["irrelevant"] = _domain(
         "irrelevant",
-        _on_colour(strokes[base], colours, rng),
+        images,
         np.full(len(base), -1),
         colours,
         seeded_split(len(base), (0.8, 0.1, 0.1), seed + 1),
@@ -118,6 +150,8 @@ def make_digit_domains(
         "irrelevant_copies": irrelevant_copies,
         "seed": seed,
     }
+    if mapping != "colour":  # the default keeps the fingerprint it always had
+        params["mapping"] = mapping
     return Dataset(
         name="digit_domains",
         domains=domains,

@@ -9,11 +9,12 @@ of joint training (All-in-one, the Algorithm 1 input) the epochs alternate:
 one on A, one on B. Before an epoch on B, from the current model, for every
 training sample of B (and symmetrically for A):
 
-- soft label ỹᵃ: task A's probabilities, sharpened with temperature T
-  (each entry to the power 1/T, renormalised per row; §4.2, T = 2);
+- soft label ỹᵃ: task A's probabilities tempered with temperature T
+  (each entry to the power 1/T, renormalised per row; §4.2, T = 2: with
+  T > 1 a flattening towards uniform, as in distillation, not a sharpening);
 - pseudo label ȳᵃ: one-hot of the argmax;
 - wᶜ = max of task A's probabilities (§4.1.1, defined before T is introduced,
-  so on the unsharpened probabilities);
+  so on the untempered probabilities);
 - wᵈ: local density inside the sample's pseudo class in task-A feature space
   (the task-A branch without its last layer; supplementary G): squared
   distances D, cutoff d_c = the entry at position ⌈κ·n_c²⌉ of the n_c² sorted
@@ -83,10 +84,11 @@ from ..core import (
     task_loss,
     task_specs,
 )
+from ..core.domain_norm import on_domain, per_domain_norm
 from ..core.examples import grid_example
 from ..data import Dataset
 from .network import SideBySide, TaskLayers, TaskOutput, soft_cross_entropy
-from .weights import SampleWeights, combine, domain_weights, local_density, sharpen
+from .weights import SampleWeights, combine, domain_weights, local_density, temper
 
 if TYPE_CHECKING:
     from typing import Self
@@ -138,6 +140,14 @@ class MTLSAConfig(MethodConfig):
     clusters_b: int = field(default=5, metadata=meta("Cᵇ, mixture size on B", min=1))
     hidden: int = field(default=256, metadata=meta("width of each task's first FC layer", min=1))
     cross_stitch: bool = field(default=True, metadata=meta("cross-stitch unit (§5.2)"))
+    domain_norm: bool = field(
+        default=True,
+        metadata=meta(
+            "batch-norm running statistics per dataset, so each is trained, evaluated and"
+            " pseudo-labelled with its own (ours: the paper's VGG has no batch norm);"
+            " false shares one set between A and B"
+        ),
+    )
 
     def check(self) -> None:
         for key in ("task_a", "domain_b", "task_b"):
@@ -156,8 +166,8 @@ class MTLSAConfig(MethodConfig):
                 f"datasets A and B have inputs of shapes {domain.input_shape} and"
                 f" {other.input_shape}; they must match"
             )
-        task_specs(domain, [self.task_a])
-        task_specs(other, [self.task_b])
+        task_specs(domain, [self.task_a], need_val=self.needs_val)
+        task_specs(other, [self.task_b], need_val=self.needs_val)
 
     def run_tasks(self) -> RunTasks:
         return RunTasks((self.task_a, self.task_b))
@@ -191,8 +201,8 @@ class MTLSAConfig(MethodConfig):
 def train(config: MTLSAConfig, data: Dataset, ctx: RunContext) -> dict[str, float]:
     trainer = Trainer(config, data, ctx)
     view_a, view_b = trainer.view, trainer.view_of(config.domain_b)
-    (spec_a,) = task_specs(view_a.domain, [config.task_a])
-    (spec_b,) = task_specs(view_b.domain, [config.task_b])
+    (spec_a,) = task_specs(view_a.domain, [config.task_a], need_val=config.needs_val)
+    (spec_b,) = task_specs(view_b.domain, [config.task_b], need_val=config.needs_val)
     spec_a = TaskSpec(spec_a.name, spec_a.column, spec_a.num_classes, softmax=True)
     spec_b = TaskSpec(spec_b.name, spec_b.column, spec_b.num_classes, softmax=True)
     stl = config.mode == "stl"
@@ -201,6 +211,9 @@ def train(config: MTLSAConfig, data: Dataset, ctx: RunContext) -> dict[str, floa
             config.backbone, view_a.domain.input_shape, config.feature_dim, config.weights
         )
         trainer.backbone = SideBySide(trainer.backbone, second.to(trainer.device))  # type: ignore[assignment]
+    if config.domain_norm:
+        per_domain_norm(trainer.backbone, [view_a.name, view_b.name])
+    backbone = trainer.backbone
     layers = TaskLayers(
         trainer.backbone.out_dim,
         config.hidden,
@@ -220,10 +233,12 @@ def train(config: MTLSAConfig, data: Dataset, ctx: RunContext) -> dict[str, floa
         n = 0
         for xa, ya in trainer.batches():
             xb, yb = next(stream_b)
-            la, _ = layers(trainer.backbone(xa))
-            _, lb = layers(trainer.backbone(xb))
-            loss_a = task_loss(la, ya[:, spec_a.column], spec_a)
-            loss_b = task_loss(lb, yb[:, spec_b.column], spec_b)
+            with on_domain(backbone, view_a.name):
+                la, _ = layers(backbone(xa))
+            with on_domain(backbone, view_b.name):
+                _, lb = layers(backbone(xb))
+            loss_a = task_loss(la, ya[:, spec_a.column], spec_a, config.loss_reduction)
+            loss_b = task_loss(lb, yb[:, spec_b.column], spec_b, config.loss_reduction)
             opt.zero_grad(set_to_none=True)
             (loss_a + loss_b).backward()
             opt.step()
@@ -255,7 +270,7 @@ def train(config: MTLSAConfig, data: Dataset, ctx: RunContext) -> dict[str, floa
         return SampleWeights(
             (spec_a, spec_b)[other].name,
             view.rows["train"],
-            sharpen(probs, temperature),
+            temper(probs, temperature),
             pseudo,
             np.exp(log_wc),
             np.exp(log_wd),
@@ -275,10 +290,13 @@ def train(config: MTLSAConfig, data: Dataset, ctx: RunContext) -> dict[str, floa
         sums = torch.zeros(2, device=trainer.device)
         n = 0
         for rows, x, y in view.epoch_rows(config.batch_size, trainer.rng):
-            logits = layers(trainer.backbone(x))
-            hard = task_loss(logits[1 - other], y[:, spec.column], spec)
+            with on_domain(backbone, view.name):
+                logits = layers(backbone(x))
+            hard = task_loss(logits[1 - other], y[:, spec.column], spec, config.loss_reduction)
             soft = soft_cross_entropy(
-                logits[other], targets[torch.from_numpy(rows).to(trainer.device)]
+                logits[other],
+                targets[torch.from_numpy(rows).to(trainer.device)],
+                config.loss_reduction,
             )
             opt.zero_grad(set_to_none=True)
             (hard + soft).backward()
@@ -324,7 +342,7 @@ def _features_and_probs(
     """Task `task`'s branch features (without its last layer) and probabilities on the
     training samples of `view`, from the current model in eval mode."""
     feats, probs = [], []
-    with eval_mode(trainer.backbone, layers):
+    with eval_mode(trainer.backbone, layers), on_domain(trainer.backbone, view.name):
         for rows in minibatches(view.rows["train"], 512, None):
             h = trainer.backbone(view.encoder(rows))
             branch = layers.features(h)[task]

@@ -68,6 +68,10 @@ class SideBySide(nn.Module):
         return torch.cat([self.a(x), self.b(x)], dim=1)
 
 
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against label vectors (soft, pseudo or interpolated)."""
-    return -(targets * F.log_softmax(logits, dim=1)).sum(1).mean()
+def soft_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
+    """Cross-entropy against label vectors (soft, pseudo or interpolated), the mean
+    over the batch or (`reduction="sum"`) its sum."""
+    per_sample = -(targets * F.log_softmax(logits, dim=1)).sum(1)
+    return per_sample.sum() if reduction == "sum" else per_sample.mean()

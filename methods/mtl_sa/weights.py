@@ -1,4 +1,4 @@
-"""MTL-SA's per-sample weights (§4.1–4.2, supplementary G–I): sharpened soft
+"""MTL-SA's per-sample weights (§4.1–4.2, supplementary G–I): tempered soft
 labels, the confidence wᶜ, the local density wᵈ and the domain weight wᵍ from
 Gaussian mixtures and the EMD between their means, and how each mode of the
 kernel combines them into w of eq. 6. Plain NumPy (and POT, scikit-learn), so
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def sharpen(probs: np.ndarray, temperature: float) -> np.ndarray:
+def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
     """Each entry to the power 1/T, renormalised per row (§4.2)."""
     powered = np.power(np.clip(probs, 1e-12, None), 1.0 / temperature)
     return powered / powered.sum(axis=1, keepdims=True)
@@ -89,7 +89,7 @@ class SampleWeights:
 
     task: str  # the task the dataset is not labelled for
     rows: np.ndarray
-    soft: np.ndarray  # sharpened soft labels (n, K)
+    soft: np.ndarray  # tempered soft labels (n, K)
     pseudo: np.ndarray  # argmax (n,)
     wc: np.ndarray
     wd: np.ndarray

@@ -8,14 +8,17 @@ method on the label-set scaffolding of `label_sets.py`:
   set among the tied ones) and the mean of the continuous ones;
 - `noisy_all`: trained on every noisy set, one head each, losses summed (eq. 10's
   f alone: `jdm` without its adversarial terms);
-- `sce`: symmetric cross-entropy (Wang et al. 2019) on one discrete set:
-  α·CE(q, p) + β·RCE, RCE = −Σ_k p_k log q_k with log 0 clipped to A = −4;
-  α = 0.1, β = 1 (their CIFAR-10 setting);
-- `coteaching`: Co-teaching (Han et al. 2018) on one discrete set: two networks;
-  on each batch each keeps the (1 − R(t)) share of samples with its smallest
-  loss, and its peer is updated on them; R(t) = τ·min((t/T_k)^c, 1) per epoch t,
-  τ the forget rate (set it to the noise rate), T_k = 10, c = 1. Network 1 is
-  scored.
+- `sce`: symmetric cross-entropy (Wang et al. 2019): α·CE(q, p) + β·RCE,
+  RCE = −Σ_k p_k log q_k with log 0 clipped to A = −4; α = 0.1, β = 1 (their
+  CIFAR-10 setting);
+- `coteaching`: Co-teaching (Han et al. 2018): two networks; on each batch each
+  keeps the (1 − R(t)) share of samples with its smallest loss, and its peer is
+  updated on them; R(t) = τ·min((t/T_k)^c, 1) per epoch t, τ the forget rate
+  (set it to the noise rate), T_k = 10, c = 1. Network 1 is scored.
+
+§5.1 trains these two "combining losses of all label sets": every class set in
+`tasks` gets a head and the losses are summed (Co-teaching ranks samples by the
+summed loss); `tasks=[one set]` is the single-set variant.
 """
 
 from __future__ import annotations
@@ -186,29 +189,38 @@ def train_all(config: LabelSetsConfig, data: Dataset, ctx: RunContext) -> dict[s
     return _train(config, data, ctx, "noisy")
 
 
-# ---------------------------------------------------------------- one discrete set
+# ---------------------------------------------------------------- SCE and Co-teaching
 
 
 @dataclass(frozen=True)
-class OneSetConfig(LabelSetsConfig):
-    """A method for one discrete noisy label set."""
+class ClassSetsConfig(LabelSetsConfig):
+    """A classification loss for noisy class label sets: every set given in `tasks`,
+    one head each, losses summed — §5.1 trains the single-set baselines "combining
+    losses of all label sets" — or a single set (`tasks=[digit_n1]`)."""
 
     def check(self) -> None:
         super().check()
-        if len(self.tasks) != 1 or self.continuous:
+        if self.continuous:
             raise ConfigError(
-                f"tasks={list(self.tasks)}: this method trains on exactly one discrete label set"
+                f"continuous={list(self.continuous)}: this method takes class label sets"
+                " only; leave the continuous ones out of tasks"
             )
 
     @classmethod
     def tiny_example(cls) -> tuple[Self, Dataset]:
-        """The 20%-noise copy of the digit class alone."""
-        values = {"tasks": ["digit_n1"], "backbone": "small_cnn", "epochs": 2, "batch_size": 64}
+        """The three noisy copies of the digit class, combined."""
+        values = {
+            "tasks": ["digit_n1", "digit_n2", "digit_n3"],
+            "clean": ["digit", "digit", "digit"],
+            "backbone": "small_cnn",
+            "epochs": 2,
+            "batch_size": 64,
+        }
         return parse_config(cls, values), tiny_dataset("noisy_sets", n=300)
 
 
 @dataclass(frozen=True)
-class SCEConfig(OneSetConfig):
+class SCEConfig(ClassSetsConfig):
     """Symmetric cross-entropy: α·CE + β·RCE."""
 
     sce_alpha: float = field(default=0.1, metadata=meta("α (SCE, CIFAR-10: 0.1)", min=0.0))
@@ -235,24 +247,29 @@ def symmetric_cross_entropy(
 def train_sce(config: SCEConfig, data: Dataset, ctx: RunContext) -> dict[str, float]:
     ctx, history = recording(ctx)
     trainer = Trainer(config, data, ctx)
-    (s,) = label_sets(config, trainer.view.domain)
+    sets = label_sets(config, trainer.view.domain)
 
     def batch_loss(
         outputs: list[torch.Tensor], _: np.ndarray, y: torch.Tensor
     ) -> torch.Tensor | None:
-        t = y[:, s.column]
-        mask = t >= 0
-        if int(mask.sum()) == 0:
-            return None
-        return symmetric_cross_entropy(
-            outputs[0][mask], t[mask].long(), config.sce_alpha, config.sce_beta, config.log_clip
-        )
+        terms = []
+        for out, s in zip(outputs, sets, strict=True):
+            t = y[:, s.column]
+            mask = t >= 0
+            if int(mask.sum()) == 0:
+                continue
+            terms.append(
+                symmetric_cross_entropy(
+                    out[mask], t[mask].long(), config.sce_alpha, config.sce_beta, config.log_clip
+                )
+            )
+        return torch.stack(terms).sum() if terms else None
 
-    return _fit_heads(trainer, history, [s], batch_loss)
+    return _fit_heads(trainer, history, sets, batch_loss)
 
 
 @dataclass(frozen=True)
-class CoteachingConfig(OneSetConfig):
+class CoteachingConfig(ClassSetsConfig):
     """Co-teaching: two networks teach each other with their small-loss samples."""
 
     forget_rate: float = field(
@@ -273,6 +290,20 @@ def small_loss_rows(losses: torch.Tensor, keep: int) -> torch.Tensor:
     return torch.argsort(losses.detach())[:keep]
 
 
+def per_sample_loss(outputs: torch.Tensor | list[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+    """Each sample's cross-entropy summed over the label sets (a missing label, −1,
+    adds nothing): `outputs` one logits tensor per set, `y` one label column per set
+    (a single tensor and a label vector for one set)."""
+    sets = outputs if isinstance(outputs, list) else [outputs]
+    labels = y if y.ndim == 2 else y[:, None]
+    total = torch.zeros(len(labels), device=labels.device)
+    for k, logits in enumerate(sets):
+        t = labels[:, k]
+        ce = F.cross_entropy(logits, t.clamp(min=0).long(), reduction="none")
+        total = total + torch.where(t >= 0, ce, torch.zeros_like(ce))
+    return total
+
+
 def coteaching_step(
     nets: tuple[nn.Module, nn.Module],
     opts: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
@@ -280,11 +311,10 @@ def coteaching_step(
     y: torch.Tensor,
     forget: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One exchange: each network picks its small-loss samples, the peer learns from
-    them. Returns the rows each network chose (net 1's, net 2's) and the mean loss
-    each network was updated on."""
-    logits = [net(x) for net in nets]
-    losses = [F.cross_entropy(z, y, reduction="none") for z in logits]
+    """One exchange: each network picks its small-loss samples (by the loss summed
+    over the label sets), the peer learns from them. Returns the rows each network
+    chose (net 1's, net 2's) and the mean loss each network was updated on."""
+    losses = [per_sample_loss(net(x), y) for net in nets]
     keep = max(1, round((1.0 - forget) * len(y)))
     chosen = [small_loss_rows(loss, keep) for loss in losses]
     updates = []
@@ -301,12 +331,13 @@ def coteaching_step(
 def train_coteaching(config: CoteachingConfig, data: Dataset, ctx: RunContext) -> dict[str, float]:
     ctx, history = recording(ctx)
     trainer = Trainer(config, data, ctx)
-    (s,) = label_sets(config, trainer.view.domain)
-    heads = Heads(trainer.backbone.out_dim, [s]).to(trainer.device)
+    sets = label_sets(config, trainer.view.domain)
+    columns = [s.column for s in sets]
+    heads = Heads(trainer.backbone.out_dim, sets).to(trainer.device)
     peer_backbone = build_backbone(
         config.backbone, trainer.view.domain.input_shape, config.feature_dim, config.weights
     ).to(trainer.device)
-    peer_heads = Heads(peer_backbone.out_dim, [s]).to(trainer.device)
+    peer_heads = Heads(peer_backbone.out_dim, sets).to(trainer.device)
     net1 = _Net(trainer.backbone, heads)
     net2 = _Net(peer_backbone, peer_heads)
     opts = (trainer.optimizer(list(net1.parameters())), trainer.optimizer(list(net2.parameters())))
@@ -320,11 +351,11 @@ def train_coteaching(config: CoteachingConfig, data: Dataset, ctx: RunContext) -
         net2.train()
         total, n = torch.zeros(2, device=trainer.device), 0
         for x, y in trainer.batches():
-            t = y[:, s.column]
-            mask = t >= 0
+            t = y[:, columns]
+            mask = (t >= 0).any(1)
             if int(mask.sum()) < 2:
                 continue
-            *_, losses = coteaching_step((net1, net2), opts, x[mask], t[mask].long(), forget)
+            *_, losses = coteaching_step((net1, net2), opts, x[mask], t[mask], forget)
             total += losses
             n += 1
         net_losses = (total / max(n, 1)).tolist()
@@ -338,19 +369,21 @@ def train_coteaching(config: CoteachingConfig, data: Dataset, ctx: RunContext) -
     return run_scored(
         trainer,
         history,
-        [s],
+        sets,
         [net1, net2],
-        lambda x: [net1(x)],
+        net1,
         train_epoch,
         [trainer.scheduler(opts[0]), trainer.scheduler(opts[1])],
     )
 
 
 class _Net(nn.Module):
+    """A backbone and its heads: one logits tensor per label set."""
+
     def __init__(self, backbone: nn.Module, heads: Heads):
         super().__init__()
         self.backbone = backbone
         self.heads = heads
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.heads(self.backbone(x))[0]
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.heads(self.backbone(x))

@@ -5,7 +5,7 @@ Images come with T noisy label sets (classes or continuous values). An encoder
 G_Y (the backbone, one head per label set, and μ, log σ² of a latent y⁰ drawn
 by reparameterisation) and a decoder G_X (`jdm_nets.Decoder`: ỹ⁰ ~ N(0, I) and
 the noisy labels → an image) are matched by a discriminator D
-(`jdm_nets.Discriminator`) on the joint distribution of (image, y⁰, labels):
+(`nets.Discriminator`) on the joint distribution of (image, y⁰, labels):
 
     D:       max  E[g(D(x, G_Y(x)))] + E[h(D(G_X(ỹ), ỹ))]            (eq. 9)
     G_Y, G_X: min  f(G_Y(x), ỹ) + λ·(E[ĥ(−D(x, G_Y(x)))] + E[ĥ(D(G_X(ỹ), ỹ))])
@@ -17,8 +17,17 @@ per continuous one). As in the paper (and its code, NOTES.md) the encoder pair
 is the "real" side of the hinge: D learns to score it ≥ 1 and the decoder's
 ≤ −1, and the generators' adversarial term is mean S_enc − mean S_dec.
 
+How much λ weighs depends on how many scores that term sums: the joint score
+and one marginal score per stream (image, y⁰, each label set), 3 + T for T
+label sets. The paper's CIFAR setup has T = 3 class sets, 6 scores; our
+`noisy_sets` comparison adds the ink value, T = 4, 7 scores, so the same λ
+weighs its adversarial term 7/6 as heavily (and `joint_score=false` /
+`marginal_scores=false` drop 1 and 2 + T of them).
+
 Per iteration (Alg. 1, app. A): one joint step of G_Y and G_X, then `d_steps`
-(2) steps of D on the same batch. Adam, lr 1e-4, β = (0.9, 0.999); γ = 1;
+(2) steps of D on the same batch, scored against the generators' outputs
+after their step (Alg. 1 line 6; recomputed without a gradient, leaving batch
+norm's statistics as one pass over the batch left them). Adam, lr 1e-4, β = (0.9, 0.999); γ = 1;
 λ = 0.4 (§5.1). G_Y and G_X take the configured optimiser (`optimizer`,
 `momentum`, `weight_decay`: Adam by default, as in app. A); D keeps app. A's
 Adam at `lr`, whatever G's optimiser. The adversarial terms and D start after `warmup_epochs`.
@@ -45,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core import PlotFn, Trainer, eval_mode
+from ..core import PlotFn, Trainer, eval_mode, kept_buffers
 from ..core.config import meta
 from ..core.context import RunContext
 from ..core.errors import ConfigError
@@ -231,11 +240,17 @@ def train(config: JDMConfig, data: Dataset, ctx: RunContext) -> dict[str, float]
             sums["loss"] += float(loss_g.detach())
             sums["loss/f"] += float(f.detach())
             if adversarial:
-                enc_labels = [o.detach() for o in encoder_view(outputs)]
-                fake = fake.detach()
+                # Alg. 1 line 6: D plays against the generators as they are *after*
+                # their step; a second look at the batch, not a second batch
+                g_modules = (trainer.backbone, encoder, *([decoder] if decoder else []))
+                with torch.no_grad(), kept_buffers(*g_modules):
+                    outputs, y0 = encoder(trainer.backbone(x))
+                    if decoder is not None:
+                        fake = decoder(torch.cat([noise, *given], 1))
+                enc_labels = encoder_view(outputs)
                 for _ in range(config.d_steps):
                     loss_d = discriminator_loss(
-                        disc(real, y0.detach(), enc_labels), disc(fake, noise, given)
+                        disc(real, y0, enc_labels), disc(fake, noise, given)
                     )
                     opt_d.zero_grad(set_to_none=True)
                     loss_d.backward()

@@ -115,6 +115,11 @@ class LabelSetsConfig(MethodConfig):
 
     def check(self) -> None:
         check_distinct(self.tasks, "tasks")
+        if self.loss_reduction != "mean":
+            raise ConfigError(
+                "eq. 10's f is a batch mean (its 1 − CCC term has no sum);"
+                f" loss_reduction={self.loss_reduction} is not supported, use mean"
+            )
         for name in self.continuous:
             if name not in self.tasks:
                 raise ConfigError(f"continuous names '{name}', which is not one of tasks")

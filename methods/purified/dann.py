@@ -54,7 +54,7 @@ class DANNConfig(PLProtocol):
 
     def check_data(self, data: Dataset) -> None:
         domain = self.check_training(data)
-        task_specs(domain, [self.task])
+        task_specs(domain, [self.task], need_val=self.needs_val)
         if data.domain(self.irrelevant_domain).name == domain.name:
             raise ConfigError("dann needs an irrelevant_domain other than the domain trained on")
 
@@ -79,7 +79,7 @@ def dann_lambda(lam: float, progress: float, schedule: str) -> float:
 def train(config: DANNConfig, data: Dataset, ctx: RunContext) -> dict[str, float]:
     trainer = Trainer(config, data, ctx)
     other = trainer.view_of(config.irrelevant_domain)
-    (spec,) = task_specs(trainer.domain, [config.task])
+    (spec,) = task_specs(trainer.domain, [config.task], need_val=config.needs_val)
     head = trainer.head(spec)
     domain_classifier = nn.Sequential(
         nn.Linear(trainer.backbone.out_dim, config.domain_hidden),
@@ -102,7 +102,7 @@ def train(config: DANNConfig, data: Dataset, ctx: RunContext) -> dict[str, float
             xo, _ = next(stream)
             lam = dann_lambda(config.lam, step / total_steps, config.lam_schedule)
             h, ho = trainer.backbone(x), trainer.backbone(xo)
-            cls = task_loss(head(h), y[:, spec.column], spec)
+            cls = task_loss(head(h), y[:, spec.column], spec, config.loss_reduction)
             feats = grad_reverse(torch.cat([h, ho]), lam)
             which = torch.cat([torch.zeros(len(h)), torch.ones(len(ho))]).long()
             dom = F.cross_entropy(domain_classifier(feats), which.to(trainer.device))

@@ -4,7 +4,10 @@
 Experimental Setup: SGD, learning rate 0.001, momentum 0.9, StepLR (step 7,
 γ 0.1), no augmentation, the feature extractor's penultimate layer set to 128
 dimensions, batch 32 for FER and 128 for digits, results after 50 epochs. The
-paper gives no weight decay; 0 here. `PLProtocol` carries these defaults for
+paper gives no weight decay; 0 here. Alg. 1 sums Goal 1's cross-entropy over
+the batch, and so does every method under this protocol (`loss_reduction`),
+so Goal 1 and the baselines' supervised terms weigh what the paper's do.
+`PLProtocol` carries these defaults for
 every method of the family (goal1, tl, amtl, dann, purified, tl_purified), so
 their comparison is like for like; `auxsearch grid` applies the same settings
 to every method it runs (search_spaces/protocols/grid.yaml; a test keeps the
@@ -47,6 +50,10 @@ class PLProtocol(MethodConfig):
     weight_decay: float = field(default=0.0, metadata=meta("weight decay (PL: none)", min=0.0))
     lr_step_size: int = field(default=7, metadata=meta("StepLR step size (PL: 7)", min=0))
     lr_gamma: float = field(default=0.1, metadata=meta("StepLR γ (PL: 0.1)", min=0.0, max=1.0))
+    loss_reduction: Literal["mean", "sum"] = field(
+        default="sum",
+        metadata=meta("cross-entropy over a batch: the sum, as Alg. 1 writes Goal 1 (or mean)"),
+    )
     select: Literal["best_val", "last"] = field(
         default="last", metadata=meta("PL reports the last epoch")
     )
@@ -82,7 +89,7 @@ class IrrelevantSetConfig(PLProtocol):
 
     def irrelevant_set(self, data: Dataset) -> Domain:
         """Check the target task and the irrelevant label; return the irrelevant domain."""
-        task_specs(self.check_training(data), [self.task])
+        task_specs(self.check_training(data), [self.task], need_val=self.needs_val)
         irrelevant = data.domain(self.irrelevant_domain)
         task_specs(irrelevant, [self.irrelevant_label], need_val=False)
         return irrelevant

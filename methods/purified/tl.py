@@ -63,7 +63,8 @@ def pretrain(
 
     def loss(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch
-        return task_loss(head(trainer.backbone(x)), y[:, spec.column], spec)[None]
+        logits = head(trainer.backbone(x))
+        return task_loss(logits, y[:, spec.column], spec, trainer.config.loss_reduction)[None]
 
     for epoch in range(1, epochs + 1):
         total, steps = gradient_pass(view.epoch(trainer.config.batch_size, trainer.rng), loss, opt)

@@ -66,7 +66,7 @@ def train(config: TLPurifiedConfig, data: Dataset, ctx: RunContext) -> dict[str,
     trainer = Trainer(config, data, ctx)
     relevant = trainer.view_of(config.relevant_domain)
     (pre_spec,) = task_specs(relevant.domain, [config.relevant_label], need_val=False)
-    (spec,) = task_specs(trainer.domain, [config.task])
+    (spec,) = task_specs(trainer.domain, [config.task], need_val=config.needs_val)
     head, pre_loss = pretrain(trainer, relevant, pre_spec, config.pretrain_epochs)
     if pre_spec.out_features != spec.out_features:
         head = trainer.head(spec)

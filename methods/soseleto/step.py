@@ -12,8 +12,11 @@ where column j of Q (R) is (1/n) ∂ℓ_j/∂θ (∂ℓ_j/∂φˢ). The paper ta
 the size of the whole source set; over a minibatch that shrinks every step by
 L/nˢ (45K CIFAR images: a θ step 1/180 of plain SGD's at the same λ_p), and
 the paper's λ_p = 1e-2 / 1e-4 only make sense as minibatch learning rates, so
-by default n = L (`norm="batch"`: Qα is the gradient of the α-weighted mean
-loss, a plain SGD step when α = 1); `norm="dataset"` keeps the paper's letter.
+n = L (`norm="batch"`: Qα is the gradient of the α-weighted mean loss, a
+plain SGD step when α = 1); `norm="dataset"` keeps the paper's letter.
+`norm="sample"` keeps n = L for θ but moves α by each sample's own gradient
+product, ∂ℓ_j/∂θ · v without the 1/n: the authors' toy code, whose α learning
+rate (20) is set on that scale.
 
 Qᵀv is never formed column by column. (Qᵀv)_j = (1/n) ∂ℓ_j/∂θ · v is the
 directional derivative of ℓ_j along v, so one forward pass in forward-mode AD
@@ -110,13 +113,19 @@ class AlphaRule:
     alpha_lr: float = 1.0
     low: float = 0.0
     high: float = 1.1
-    norm: str = "batch"  # "batch": n = L; "dataset": n = nˢ
+    norm: str = "batch"  # "batch": n = L; "dataset": n = nˢ; "sample": α's step 1, θ's L
     source_size: int = 1
     updated_alpha_in_step: bool = False
     head_in_alpha: bool = False
 
     def n(self, batch: int) -> float:
-        return float(batch if self.norm == "batch" else self.source_size)
+        """The normaliser of the θ step's weighted loss."""
+        return float(self.source_size if self.norm == "dataset" else batch)
+
+    def alpha_n(self, batch: int) -> float:
+        """The normaliser of α's step: `norm="sample"` moves α by each sample's own
+        gradient product (the authors' toy code), the others as Q's columns."""
+        return 1.0 if self.norm == "sample" else self.n(batch)
 
 
 @dataclass
@@ -162,7 +171,8 @@ def soseleto_step(
     )
     n = rule.n(len(losses))
     with torch.no_grad():
-        new_alpha = (alpha + rule.alpha_lr * lr * along / n).clamp_(rule.low, rule.high)
+        step = rule.alpha_lr * lr * along / rule.alpha_n(len(losses))
+        new_alpha = (alpha + step).clamp_(rule.low, rule.high)
     weights = new_alpha if rule.updated_alpha_in_step else alpha
     source_loss = (weights.detach() * losses).sum() / n
     opt.zero_grad(set_to_none=True)

@@ -11,12 +11,14 @@ from orchestrator.cells import Cell, Outcome
 from orchestrator.pair_analysis import (
     adversarial_values,
     choose_partners,
+    holm,
     matrix,
     negative_transfer_p,
     pair_values,
     select_lambda,
     summary_table,
 )
+from orchestrator.report import format_summary
 from orchestrator.results import outcome_rows
 
 
@@ -28,7 +30,7 @@ def _outcome(
     aux: tuple[str, ...] = (),
     lam: float | None = None,
 ) -> Outcome:
-    method = {"single": "stl", "pair": "mtl", "adversarial": "aal"}[stage]
+    method = {"single": "stl", "pair": "mtl", "adversarial": "aal", "null": "aal"}[stage]
     params: dict[str, object] = {"backbone": "small_cnn", "epochs": 2}
     if lam is not None:
         params["lam"] = lam
@@ -168,3 +170,68 @@ def test_summary_agrees_with_the_matrix_and_the_adversarial_runs() -> None:
     assert b["note"] == "no negative transfer"
     assert b["adv"] is None or math.isnan(b["adv"])
     assert json.loads(rows[-1]["params"])["lam"] == 0.5
+
+
+def test_holm_adjusts_each_p_value_for_the_family() -> None:
+    raw = {"b": 0.01, "c": 0.04, "d": 0.03, "e": 0.5}
+    # by the definition: sorted p_(1) ≤ … ≤ p_(m), adjusted p_(i) = max_{j≤i} (m−j+1) p_(j)
+    ordered = sorted(raw.items(), key=lambda kv: kv[1])
+    expected, running = {}, 0.0
+    for i, (k, v) in enumerate(ordered):
+        running = max(running, min(1.0, (len(raw) - i) * v))
+        expected[k] = running
+    assert holm(raw) == pytest.approx(expected)
+    assert holm(raw) == pytest.approx({"b": 0.04, "d": 0.09, "c": 0.09, "e": 0.5})
+
+
+def test_the_worst_partner_is_tested_against_the_selection() -> None:
+    """Row a's lowest of four partners looks significant alone (p ≈ 0.02) but not once
+    the test accounts for choosing the lowest of four; a clear drop stays significant."""
+    alone = [0.900, 0.905, 0.895]
+    values = {("a", "a"): alone}
+    values[("a", "b")] = [0.890, 0.884, 0.887]
+    for other in ("c", "d", "e"):
+        values[("a", other)] = [0.899, 0.902, 0.896]
+    for b in ("b", "c", "d", "e"):
+        values[(b, b)] = [0.8, 0.81, 0.79]
+    raw = negative_transfer_p(values[("a", "b")], alone)
+    assert raw is not None and raw < 0.05
+    verdict = choose_partners(values, ["a", "b", "c", "d", "e"])["a"]
+    assert verdict.partners == ["b"] and verdict.p_value == pytest.approx(raw)
+    assert verdict.p_holm is not None and verdict.p_holm >= 0.05 > raw
+    assert verdict.significant is False
+    values[("a", "b")] = [0.80, 0.81, 0.79]  # ten points below: significant after correction
+    assert choose_partners(values, ["a", "b", "c", "d", "e"])["a"].significant is True
+
+
+def test_summary_leads_with_test_and_reports_the_null_control() -> None:
+    rows = _rows(
+        _outcome("single", ("a",), {"a": 0.90}),
+        _outcome("single", ("b",), {"b": 0.80}),
+        _outcome("pair", ("a", "b"), {"a": 0.85, "b": 0.82}),
+        _outcome("adversarial", ("a",), {"a": 0.93}, aux=("b",), lam=0.5),
+        _outcome("null", ("a",), {"a": 0.92}, aux=("b",), lam=0.1),
+        _outcome("null", ("a",), {"a": 0.91}, aux=("b",), lam=0.5),
+    )
+    val, test = pair_values(rows, "val"), pair_values(rows, "test")
+    summary = summary_table(
+        ["a", "b"],
+        choose_partners(val, ["a", "b"]),
+        val,
+        test,
+        adversarial_values(rows, "val"),
+        adversarial_values(rows, "test"),
+        adversarial_values(rows, "val", stage="null"),
+        adversarial_values(rows, "test", stage="null"),
+    )
+    assert list(summary.columns[:6]) == [
+        "attribute", "neg_partner", "lambda", "sin_test", "mul_test", "adv_test"
+    ]  # fmt: skip
+    a = summary.set_index("attribute").loc["a"]
+    assert a["null_lambda"] == 0.1 and a["null"] == 0.92  # its own λ, chosen on val
+    assert a["null_test"] == pytest.approx(0.91)
+    assert a["null_minus_sin_test"] == pytest.approx(0.91 - 0.89)
+    assert a["mul_minus_sin_test"] == pytest.approx(-0.05)
+    text = format_summary(summary)
+    header = text.splitlines()[0].split()
+    assert header.index("sin") < header.index("val") and "null-sin" in header

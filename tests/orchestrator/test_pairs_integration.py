@@ -184,6 +184,7 @@ def test_pairs_on_a_users_npz(ray_local: None, tmp_path: Path, capsys) -> None:
             "lr=0.003",
             "--lambdas",
             "0.5",
+            "--null-control",
             "--out",
             str(out),
         ]
@@ -193,6 +194,22 @@ def test_pairs_on_a_users_npz(ray_local: None, tmp_path: Path, capsys) -> None:
     assert set(m) == {"a", "b", "c"}
     # a and b are visible in the pixels, c is noise: learned above chance / near chance
     assert m["a"]["a"] > 0.8 and m["b"]["b"] > 0.8
+    # the null control: stage 3 again with the partner's labels shuffled, one per
+    # adversarial run, and its gain over single-task training in the summary
+    results, _, summary = _tables(out)
+    runs = {r["trial_id"]: r for r in results if r["stage"] in ("adversarial", "null")}
+    null = {k.removeprefix("null:") for k, r in runs.items() if r["stage"] == "null"}
+    assert null and null == {k.removeprefix("adv:") for k in runs if k.startswith("adv:")}
+    assert all(
+        json.loads(r["params"])["permute_adversaries"] == (r["stage"] == "null")
+        for r in runs.values()
+    )
+    for row in summary:
+        has_partner = row["neg_partner"] is not None
+        assert (row["null_test"] is not None) == has_partner
+        if has_partner:
+            assert row["null_minus_sin_test"] == pytest.approx(row["null_test"] - row["sin_test"])
+    assert "null-sin" in capsys.readouterr().out
 
 
 def test_failures_are_retried_recorded_and_then_retrainable(tmp_path: Path) -> None:

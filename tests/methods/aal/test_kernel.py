@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from methods import MetricsCollector, RunContext, get_method
-from methods.aal.kernel import AdversarialNet, _group_loss, _wasserstein, make_step
-from methods.core import TaskSpec, task_loss
+from methods.aal.kernel import (
+    AdversarialNet,
+    _group_loss,
+    _wasserstein,
+    make_step,
+    permute_labels,
+)
+from methods.core import DomainView, TaskSpec, task_loss
 from methods.data import Dataset
 from tests.conftest import TINY_TRAIN
 
@@ -168,3 +175,37 @@ def test_wgan_reports_no_adversary_accuracy(tiny_shapes: Dataset) -> None:
     final = _aal(tiny_shapes, adversary_loss="wgan", epochs=1)
     assert "val/acc/left" in final
     assert not any("adv_acc" in k for k in final)
+
+
+def test_the_null_control_shuffles_only_the_adversaries_training_labels(
+    tiny_shapes: Dataset,
+) -> None:
+    domain = tiny_shapes.domain()
+    view = DomainView(domain, torch.device("cpu"))
+    red, left = domain.column_index("red"), domain.column_index("left")
+    before = view.labels.clone()
+    permute_labels(view, [red], seed=3)
+    train = torch.from_numpy(domain.indices("train"))
+    held = torch.from_numpy(np.concatenate([domain.indices("val"), domain.indices("test")]))
+    assert torch.equal(view.labels[held], before[held])  # val and test keep the truth
+    assert torch.equal(view.labels[:, left], before[:, left])  # the main task is untouched
+    shuffled, truth = view.labels[train, red], before[train, red]
+    assert torch.equal(shuffled.sort().values, truth.sort().values)  # the same labels ...
+    assert not torch.equal(shuffled, truth)  # ... on other rows
+    # shuffled labels say (almost) nothing about the images: agreement near chance
+    agreement = float((shuffled == truth).float().mean())
+    chance = float(truth.mean() ** 2 + (1 - truth.mean()) ** 2)
+    assert abs(agreement - chance) < 0.15
+
+
+def test_null_control_runs_are_seeded_and_change_only_the_partner(tiny_shapes: Dataset) -> None:
+    spec = get_method("aal")
+    values = {**TINY_TRAIN, "main": ["left"], "adversaries": ["red"], "lam": 1.0}
+
+    def run(**extra: object) -> dict[str, float]:
+        config = spec.make_config({**values, **extra})
+        return spec.train(config, tiny_shapes, RunContext(seed=0))
+
+    null = run(permute_adversaries=True)
+    assert null == run(permute_adversaries=True)
+    assert null["train/main_loss"] != run()["train/main_loss"]

@@ -51,3 +51,28 @@ def test_deterministic_and_validated() -> None:
     assert np.array_equal(a.domain("blended").inputs, b.domain("blended").inputs)
     with pytest.raises(DataError, match="bias=2"):
         load_dataset("digit_domains", {"bias": 2})
+
+
+def test_the_papers_mapping_puts_the_target_on_set_as_background() -> None:
+    """PL §Datasets: the target is MNIST-like, set A (the fixed background) is drawn
+    from the same kind of images, set B adds colour."""
+    from methods.data.digit_domains import BLACK
+    from methods.purified.kernel import fixed_and_random_rows
+
+    options = {"n_target": 80, "irrelevant_copies": 2}
+    paper = load_dataset("digit_domains", {**options, "mapping": "paper"})
+    colour = load_dataset("digit_domains", options)
+    target, irrelevant = paper.domain("target"), paper.domain("irrelevant")
+    assert set(target.column("bg").tolist()) == {BLACK}
+    bg = irrelevant.column("bg")
+    value, rows_a, rows_b = fixed_and_random_rows(bg, irrelevant.indices("train"), -1)
+    assert value == BLACK and 0.4 < len(rows_a) / len(rows_b) < 0.6
+    # A's images look like the target's (dark), B's coloured half does not
+    dark = irrelevant.inputs[rows_a].mean()
+    assert abs(dark - target.inputs.mean()) < 5 < irrelevant.inputs[bg != BLACK].mean() - dark
+    for name in ("plain", "coloured", "blended", "relevant"):  # the same digits, same splits
+        digits = paper.domain(name).column("digit"), colour.domain(name).column("digit")
+        np.testing.assert_array_equal(*digits)
+        np.testing.assert_array_equal(paper.domain(name).split, colour.domain(name).split)
+    with pytest.raises(DataError, match="mapping='mnist' is not allowed"):
+        load_dataset("digit_domains", {"mapping": "mnist"})

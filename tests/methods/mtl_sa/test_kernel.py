@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import ot
 import pytest
+import torch
+from torch import nn
 
 from methods import ArtifactCollector, MetricsCollector, RunContext, get_method
+from methods.core.backbones import build_backbone
+from methods.core.domain_norm import DomainBatchNorm, on_domain, per_domain_norm
 from methods.data import Dataset, load_dataset
 from methods.mtl_sa.weights import (
     SampleWeights,
     cluster_distances,
     combine,
     local_density,
-    sharpen,
+    temper,
 )
 
 
@@ -89,12 +94,12 @@ def test_emd_and_mmd_weights_coincide_after_normalisation() -> None:
     assert np.allclose(combine("only_g", zeros, zeros, emd), combine("only_g", zeros, zeros, mmd))
 
 
-def test_temperature_sharpening() -> None:
+def test_temperature_flattens_at_two_sharpens_below_one() -> None:
     probs = np.array([[0.8, 0.2], [0.5, 0.5]])
-    assert np.allclose(sharpen(probs, 2.0)[0], np.array([2, 1]) / 3)  # √0.8 : √0.2 = 2 : 1
-    assert np.allclose(sharpen(probs, 1.0), probs)
-    assert np.allclose(sharpen(probs, 0.5)[0], np.array([16, 1]) / 17)
-    assert np.allclose(sharpen(probs, 2.0).sum(1), 1.0)
+    assert np.allclose(temper(probs, 2.0)[0], np.array([2, 1]) / 3)  # √0.8 : √0.2 = 2 : 1
+    assert np.allclose(temper(probs, 1.0), probs)
+    assert np.allclose(temper(probs, 0.5)[0], np.array([16, 1]) / 17)
+    assert np.allclose(temper(probs, 2.0).sum(1), 1.0)
 
 
 @pytest.mark.parametrize("mode", ["sa", "only_c", "only_d", "only_g", "only_g_mmd"])
@@ -117,7 +122,7 @@ def _weights(w: np.ndarray, temperature: float) -> SampleWeights:
     return SampleWeights(
         "a",
         np.arange(2),
-        sharpen(probs, temperature),
+        temper(probs, temperature),
         probs.argmax(1),
         np.ones(2),
         np.ones(2),
@@ -129,7 +134,7 @@ def _weights(w: np.ndarray, temperature: float) -> SampleWeights:
 def test_w_zero_is_exactly_distillation_with_t_and_w_one_pseudo_labels() -> None:
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
     zero = _weights(np.zeros(2), 2.0)
-    assert np.array_equal(zero.targets, sharpen(probs, 2.0))
+    assert np.array_equal(zero.targets, temper(probs, 2.0))
     one = _weights(np.ones(2), 2.0)
     assert np.array_equal(one.targets, np.array([[1, 0, 0], [0, 0, 1]]))
     half = _weights(np.full(2, 0.5), 2.0).targets
@@ -193,3 +198,54 @@ def test_joint_baselines_compute_no_weights(pair: Dataset, mode: str) -> None:
     final, artifacts = _run(pair, mode, epochs=2)
     assert not artifacts.tables
     assert 0.0 <= final["test@b/acc/photo"] <= 1.0
+
+
+@pytest.mark.parametrize("domain_norm", [True, False])
+def test_each_dataset_keeps_its_own_batch_norm_statistics(pair: Dataset, domain_norm: bool) -> None:
+    """In `stl` mode task A's network never learns from dataset B, but it runs on B's
+    batches; with statistics per dataset, what B holds cannot change task A's
+    numbers, with one shared set (before `domain_norm`) it does."""
+    b = pair.domain("b")
+    other = replace(pair, domains={**pair.domains, "b": replace(b, inputs=255 - b.inputs)})
+    spec = get_method("mtl_sa")
+    values = {
+        "domain": "a", "task_a": "digit", "domain_b": "b", "task_b": "photo",
+        "backbone": "small_cnn", "epochs": 2, "lr": 1e-3, "mode": "stl",
+        "domain_norm": domain_norm,
+    }  # fmt: skip
+
+    def task_a(data: Dataset) -> list[dict[str, float]]:
+        history = MetricsCollector()
+        spec.train(spec.make_config(values), data, RunContext(seed=0, report=history))
+        return [{k: v for k, v in h.items() if k.endswith("/digit")} for h in history.history]
+
+    same = task_a(pair) == task_a(other)
+    assert same is domain_norm
+
+
+def test_domain_batch_norm_updates_and_uses_one_domain_at_a_time() -> None:
+    torch.manual_seed(0)
+    model = per_domain_norm(build_backbone("small_cnn", (3, 8, 8)), ["a", "b"])
+    norms = [m for m in model.modules() if isinstance(m, DomainBatchNorm)]
+    assert norms and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    first = norms[0]
+    x = torch.randn(16, 3, 8, 8) * 3 + 2
+    model.train()
+    with on_domain(model, "a"):
+        model(x)
+    mean_a, _ = first.statistics("a")
+    mean_b, var_b = first.statistics("b")
+    assert not torch.all(mean_a == 0) and torch.all(mean_b == 0) and torch.all(var_b == 1)
+    with on_domain(model, "plain"):  # a test domain: a's statistics, and no update
+        model(x)
+    assert torch.equal(first.statistics("a")[0], mean_a)
+    assert first.active == "a"  # the block put the choice back
+    # in eval mode each domain is normalised with its own statistics
+    model.eval()
+    with on_domain(model, "a"):
+        on_a = model(x)
+    with on_domain(model, "b"):
+        on_b = model(x)
+    with on_domain(model, "plain"):
+        on_plain = model(x)
+    assert not torch.allclose(on_a, on_b) and torch.equal(on_a, on_plain)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods import ArtifactCollector, ConfigError, MetricsCollector, RunContext, get_method
+from methods.core import kept_buffers
 from methods.data import load_dataset
 from methods.noisy_fer import jdm as jdm_module
 from methods.noisy_fer.baselines import (
@@ -188,9 +189,10 @@ def test_majority_vote_breaks_ties_by_the_earliest_vote() -> None:
     assert majority_vote(votes).tolist() == [1, 4, 5, 2, -1]
 
 
-def test_one_set_methods_refuse_several_sets() -> None:
-    with pytest.raises(ConfigError, match="exactly one discrete label set"):
-        get_method("coteaching").make_config({"tasks": ["a", "b"]})
+def test_sce_and_coteaching_take_class_sets_only() -> None:
+    get_method("coteaching").make_config({"tasks": ["a", "b"]})  # every set, combined
+    with pytest.raises(ConfigError, match="takes class label sets only"):
+        get_method("sce").make_config({"tasks": ["a", "v"], "continuous": ["v"]})
     with pytest.raises(ConfigError, match="clean has 1 names for 2 tasks"):
         get_method("noisy_all").make_config({"tasks": ["a", "b"], "clean": ["c"]})
 
@@ -279,3 +281,62 @@ def test_noisy_clean_refuses_a_clean_column_without_training_labels(noisy_sets) 
     config = get_method("noisy_clean").make_config(SETS)
     with pytest.raises(DataError, match="'digit' has no labelled training row"):
         config.check_data(blank)
+
+
+def test_coteaching_ranks_samples_by_the_loss_summed_over_the_sets() -> None:
+    """§5.1: the baselines combine the losses of all label sets; a missing label adds 0."""
+    torch.manual_seed(0)
+
+    class TwoHeads(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 3), nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+            return [self.a(x), self.b(x)]
+
+    nets = (TwoHeads(), TwoHeads())
+    before = [copy.deepcopy(n) for n in nets]
+    opts = tuple(torch.optim.SGD(n.parameters(), lr=0.1) for n in nets)
+    x = torch.randn(10, 4)
+    y = torch.randint(0, 3, (10, 2))
+    y[2, 1] = -1  # a missing label in the second set
+    chosen1, _, _ = coteaching_step(nets, opts, x, y, forget=0.4)  # type: ignore[arg-type]
+    first = before[0](x)
+    summed = F.cross_entropy(first[0], y[:, 0], reduction="none") + torch.where(
+        y[:, 1] >= 0,
+        F.cross_entropy(first[1], y[:, 1].clamp(min=0), reduction="none"),
+        torch.zeros(10),
+    )
+    assert sorted(chosen1.tolist()) == sorted(torch.argsort(summed)[:6].tolist())
+
+
+def test_d_steps_score_the_generators_after_their_step(noisy_sets, monkeypatch) -> None:
+    """Alg. 1 line 6: D is trained on what G_Y gives after G's update, not on the
+    outputs G's own step was computed from."""
+    calls: list[list[torch.Tensor]] = []
+    forward = Discriminator.forward
+
+    def record(self, x, y0, labels):  # type: ignore[no-untyped-def]
+        calls.append([t.detach().clone() for t in labels])
+        return forward(self, x, y0, labels)
+
+    monkeypatch.setattr(Discriminator, "forward", record)
+    config = get_method("jdm").make_config({**SETS, "epochs": 1, "d_steps": 1})
+    get_method("jdm").train(config, noisy_sets, RunContext(seed=0))
+    # per iteration: G's step scores (encoder, decoder), then D's step does the same
+    g_encoder, d_encoder = calls[0], calls[2]
+    assert all(a.shape == b.shape for a, b in zip(g_encoder, d_encoder, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(g_encoder, d_encoder, strict=True))
+    torch.testing.assert_close(calls[1], calls[3])  # the decoder side's given labels
+
+
+def test_kept_buffers_leave_batch_norm_statistics_alone() -> None:
+    net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    net.train()
+    before = [b.clone() for b in net.buffers()]
+    with torch.no_grad(), kept_buffers(net):
+        net(torch.randn(8, 4) * 5 + 3)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.buffers(), strict=True))
+    net(torch.randn(8, 4) * 5 + 3)
+    assert not torch.equal(before[0], next(net.buffers()))

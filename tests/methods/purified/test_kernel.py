@@ -70,7 +70,8 @@ def test_critic_step_raises_b_relative_to_a_and_leaves_the_extractor() -> None:
 
 
 def test_goal2_moves_the_extractor_not_the_classifier_nor_the_critic() -> None:
-    steps = _steps()
+    # the mean keeps Goal 1's momentum (which Goal 2's SGD step applies too) small
+    steps = _steps(loss_reduction="mean")
     x, y = _batch(3), torch.randint(0, 10, (32, 1)).float()
     steps.goal1_step(x, y)  # gives the classifier a momentum buffer Goal 2 must not apply
     extractor = copy.deepcopy(steps.extractor.state_dict())
@@ -85,7 +86,7 @@ def test_goal2_moves_the_extractor_not_the_classifier_nor_the_critic() -> None:
 
 
 def test_goal1_moves_extractor_and_classifier_down_the_cross_entropy() -> None:
-    steps = _steps()
+    steps = _steps(loss_reduction="mean")  # the helper's lr 0.1 suits the mean
     x, y = _batch(4), torch.randint(0, 10, (32, 1)).float()
     classifier = copy.deepcopy(steps.classifier.state_dict())
     first = steps.goal1_step(x, y).item()
@@ -149,8 +150,19 @@ def test_critic_step_leaves_batch_norm_statistics_alone() -> None:
     assert extractor.training  # back in train mode for the target steps
 
 
-def test_goal1_sum_is_alg1s_literal_reading() -> None:
+def test_goal1_is_alg1s_sum_under_the_protocol_and_the_mean_an_option() -> None:
     x, y = _batch(6), torch.randint(0, 10, (32, 1)).float()
-    mean = _steps().goal1_step(x, y)
-    total = _steps(goal1_reduction="sum").goal1_step(x, y)
+    assert PurifiedConfig().loss_reduction == "sum"  # Alg. 1 lines 10–12
+    total = _steps().goal1_step(x, y)
+    mean = _steps(loss_reduction="mean").goal1_step(x, y)
     assert torch.allclose(total, mean * 32)
+
+
+def test_goal2_reports_the_critics_input_gradient() -> None:
+    """The gradient norm an independent autograd pass gives, before the step."""
+    steps = _steps()
+    x = _batch(7)
+    h = steps.extractor(x).detach().requires_grad_(True)
+    (expected,) = torch.autograd.grad(steps.critic(h).sum(), h)
+    _, norm = steps.goal2_step(x)
+    assert float(norm) == pytest.approx(float(expected.norm(dim=1).mean()), rel=1e-5)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -92,7 +93,8 @@ def _sgd_step(
     tangent = dict(zip(dict(before["backbone"].named_parameters()), g, strict=True))
     along = directional_by_loop(before["backbone"], before["source"], x, y, tangent).detach()
     lr = 0.05
-    expected = (alpha + rule.alpha_lr * lr * along / len(x)).clamp(rule.low, rule.high)
+    n = 1 if rule.norm == "sample" else len(x)  # the authors' code moves α per sample
+    expected = (alpha + rule.alpha_lr * lr * along / n).clamp(rule.low, rule.high)
     params = [*backbone.parameters(), *head.parameters()]
     if target_head is not head:
         params += list(target_head.parameters())
@@ -102,12 +104,24 @@ def _sgd_step(
     return before, after, result.alpha, expected, lr
 
 
-def test_alpha_update_is_eq5_with_the_target_gradient_at_the_old_theta() -> None:
+@pytest.mark.parametrize("norm", ["batch", "sample"])
+def test_alpha_update_is_eq5_with_the_target_gradient_at_the_old_theta(norm: str) -> None:
     alpha = torch.tensor([1.0, 0.5, 0.2, 1.0, 0.7, 0.9])
-    rule = AlphaRule(alpha_lr=3.0, low=-100.0, high=100.0)
+    rule = AlphaRule(alpha_lr=3.0, low=-100.0, high=100.0, norm=norm)
     _, _, new, expected, _ = _sgd_step("transfer", alpha, rule)
     torch.testing.assert_close(new, expected)
     assert not torch.equal(new, alpha)
+
+
+def test_sample_norm_moves_alpha_l_times_further_with_the_same_theta_step() -> None:
+    alpha = torch.tensor([1.0, 0.5, 0.2, 1.0, 0.7, 0.9])
+    batch = _sgd_step("transfer", alpha, AlphaRule(alpha_lr=3.0, low=-100.0, high=100.0))
+    sample = _sgd_step(
+        "transfer", alpha, AlphaRule(alpha_lr=3.0, low=-100.0, high=100.0, norm="sample")
+    )
+    torch.testing.assert_close(sample[2] - alpha, (batch[2] - alpha) * len(alpha))
+    for a, b in zip(batch[1]["backbone"].parameters(), sample[1]["backbone"].parameters()):
+        torch.testing.assert_close(a, b)  # θ still takes the α-weighted batch mean
 
 
 @pytest.mark.parametrize("setting", ["noisy", "transfer"])
@@ -326,7 +340,10 @@ def test_two_stage_needs_unlabelled_target_rows() -> None:
 def test_defaults_are_the_papers() -> None:
     c = SoseletoConfig()
     assert (c.optimizer, c.lr, c.weight_decay, c.lr_milestones) == ("sgd", 1e-2, 0.0, ())
-    assert (c.alpha_lr, c.alpha_init, c.alpha_min, c.alpha_max) == (1.0, 1.0, 0.0, 1.1)
+    assert (c.alpha_init, c.alpha_min, c.alpha_max) == (1.0, 0.0, 1.1)
+    # how α moves is the authors' code's: the paper's literal values do not select
+    alpha_rule = (c.alpha_lr, c.alpha_norm, c.head_in_alpha, c.alpha_first)
+    assert alpha_rule == (20.0, "sample", True, True)
     assert (c.batch_size, c.target_batch_size, c.alpha_threshold) == (32, 10, 0.1)
 
 
@@ -387,3 +404,37 @@ def test_digit_transfer_splits_the_label_sets(n_target: int) -> None:
 def test_digit_transfer_rejects_an_uneven_target() -> None:
     with pytest.raises(DataError, match="n_target=23 must be a multiple of 5"):
         load_dataset("digit_transfer", {"n_target": 23})
+
+
+def test_frozen_is_soseleto_with_the_weights_held_at_their_start() -> None:
+    """The control of every SOSELETO table: the same training, α never moving."""
+    data = load_dataset("noisy_plane", {"n_source": 64, "n_noisy": 10, "n_target": 20})
+    spec = get_method("soseleto")
+
+    def run(**values: object) -> tuple[dict[str, float], np.ndarray]:
+        art = ArtifactCollector()
+        config = spec.make_config({**TOY, "epochs": 2, **values})
+        final = spec.train(config, data, RunContext(seed=1, artifact=art))
+        return final, art.tables["alpha"]["alpha"]
+
+    frozen, alpha = run(mode="frozen", alpha_lr=5.0)
+    assert np.all(alpha == 1.0)  # alpha_init, untouched
+    assert frozen == run(mode="soseleto", alpha_lr=0.0)[0]
+    moving, moved = run(mode="soseleto", alpha_lr=5.0)
+    assert not np.all(moved == 1.0) and moving != frozen
+
+
+def test_a_target_without_a_val_split_trains_when_selection_does_not_need_one() -> None:
+    data = load_dataset("noisy_plane", {"n_source": 64, "n_noisy": 10, "n_target": 20})
+    target = data.domain("target")
+    split = np.where(target.split == "val", "test", target.split)
+    domains = {**data.domains, "target": replace(target, split=split)}
+    no_val = replace(data, domains=domains)
+    spec = get_method("soseleto")
+    last = spec.make_config({**TOY, "epochs": 1, "select": "last"})
+    last.check_data(no_val)
+    final = spec.train(last, no_val, RunContext(seed=0))
+    assert 0.0 <= final["test/acc/label"] <= 1.0 and "val/acc/label" not in final
+    best = spec.make_config({**TOY, "epochs": 1, "select": "best_val"})
+    with pytest.raises(DataError, match="domain 'target' has no 'val' samples"):
+        best.check_data(no_val)
