@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -32,22 +33,21 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
 
 
 def test_a_wheel_installed_outside_the_checkout_trains(tmp_path: Path) -> None:
+    # a copy without build leftovers: an in-tree build would pack stale files of build/
+    source = tmp_path / "source"
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "runs"
+        ),
+    )
     dist = tmp_path / "dist"
     _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(dist),
-            str(REPO),
-        ],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", str(dist), str(source)],
         cwd=tmp_path,
-    )
+    )  # fmt: skip
     (wheel,) = dist.glob("auxsearch-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for package in ("methods", "orchestrator", "search_spaces"):
@@ -55,6 +55,8 @@ def test_a_wheel_installed_outside_the_checkout_trains(tmp_path: Path) -> None:
             assert str(init.relative_to(REPO)) in names, f"the wheel lacks {init.parent}"
         for yaml_file in (REPO / package).rglob("*.yaml"):
             assert str(yaml_file.relative_to(REPO)) in names, f"the wheel lacks {yaml_file}"
+    packed = {n for n in names if not n.startswith("auxsearch-")}
+    assert all((REPO / n).is_file() for n in packed), "the wheel holds files the repo has not"
 
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)

@@ -8,12 +8,8 @@ from dataclasses import replace
 import numpy as np
 import ot
 import pytest
-import torch
-from torch import nn
 
 from methods import ArtifactCollector, MetricsCollector, RunContext, get_method
-from methods.core.backbones import build_backbone
-from methods.core.domain_norm import DomainBatchNorm, on_domain, per_domain_norm
 from methods.data import Dataset, load_dataset
 from methods.mtl_sa.weights import (
     SampleWeights,
@@ -221,31 +217,3 @@ def test_each_dataset_keeps_its_own_batch_norm_statistics(pair: Dataset, domain_
 
     same = task_a(pair) == task_a(other)
     assert same is domain_norm
-
-
-def test_domain_batch_norm_updates_and_uses_one_domain_at_a_time() -> None:
-    torch.manual_seed(0)
-    model = per_domain_norm(build_backbone("small_cnn", (3, 8, 8)), ["a", "b"])
-    norms = [m for m in model.modules() if isinstance(m, DomainBatchNorm)]
-    assert norms and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    first = norms[0]
-    x = torch.randn(16, 3, 8, 8) * 3 + 2
-    model.train()
-    with on_domain(model, "a"):
-        model(x)
-    mean_a, _ = first.statistics("a")
-    mean_b, var_b = first.statistics("b")
-    assert not torch.all(mean_a == 0) and torch.all(mean_b == 0) and torch.all(var_b == 1)
-    with on_domain(model, "plain"):  # a test domain: a's statistics, and no update
-        model(x)
-    assert torch.equal(first.statistics("a")[0], mean_a)
-    assert first.active == "a"  # the block put the choice back
-    # in eval mode each domain is normalised with its own statistics
-    model.eval()
-    with on_domain(model, "a"):
-        on_a = model(x)
-    with on_domain(model, "b"):
-        on_b = model(x)
-    with on_domain(model, "plain"):
-        on_plain = model(x)
-    assert not torch.allclose(on_a, on_b) and torch.equal(on_a, on_plain)
