@@ -65,3 +65,13 @@ class Outcome:
     # Where a pruned trial stopped: its metrics are that epoch's, not a selection.
     stopped_epoch: int | None = None
     stopped_seed: int | None = None
+
+
+def trial_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """The kernel's metrics in a Tune result (Tune adds its own bookkeeping keys)."""
+    keep = ("train/", "val/", "test/", "test@", "epoch/", SEED_PREFIX)
+    return {
+        k: float(v)
+        for k, v in result.items()
+        if k.startswith(keep) and isinstance(v, int | float) and not isinstance(v, bool)
+    }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -20,8 +21,34 @@ from methods.core import DivergedError, UserInputError
 
 from .errors import SearchInterrupted
 
+# Exit codes: 0 done, 1 a run diverged or an internal error, 2 a user mistake
+# (nothing trained or written), 3 the search finished but some cells failed (their
+# errors are in results.parquet; `--retry-failed` trains them again), 130 stopped
+# by Ctrl+C or SIGTERM (rerun the same command to resume).
+EXIT_CELLS_FAILED = 3
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows a flag's default after its help unless the help already names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default in (None, False, [], argparse.SUPPRESS)
+            or action.option_strings == []
+        ):
+            return text
+        shown = ",".join(map(str, default)) if isinstance(default, list | tuple) else default
+        return f"{text} (default: {shown})"
+
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         # One line, no usage dump: the sentence names the bad flag and value.
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -243,7 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="how Optuna proposes trials; grid runs every point of a space of"
         " choices (e.g. to compare a method's modes)",
     )
-    g.add_argument("--scheduler", choices=("asha", "fifo"), default="asha")
+    g.add_argument(
+        "--scheduler",
+        choices=("asha", "fifo"),
+        default="asha",
+        help="asha stops weak trials early (their Optuna state: PRUNED); fifo runs every"
+        " trial to its end",
+    )
     g.add_argument(
         "--grace-period",
         type=int,
@@ -256,7 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the objective (default: val/mean_acc, the mean val"
         " accuracy of the main tasks at their selected epochs)",
     )
-    g.add_argument("--mode", choices=("max", "min"), default="max")
+    g.add_argument(
+        "--mode",
+        choices=("max", "min"),
+        default="max",
+        help="whether --metric is better higher (max) or lower (min)",
+    )
     g.add_argument(
         "--seeds",
         type=int,
@@ -288,7 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--train", type=_names, metavar="D1,D2,...", help="train domains")
     g.add_argument("--test", type=_names, metavar="D1,D2,...", help="test domains")
-    g.add_argument("--backbones", type=_names, default=["resnet18"], metavar="B1,B2,...")
+    g.add_argument(
+        "--backbones",
+        type=_names,
+        default=["resnet18"],
+        metavar="B1,B2,...",
+        help="feature extractors, each a grid column of its own",
+    )
     g.add_argument("--task", help="the target label column")
     g.add_argument(
         "--irrelevant",
@@ -300,8 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DOMAIN:LABEL",
         help="a task-relevant set, for methods that pre-train on one or take it as source",
     )
-    g.add_argument("--seeds", type=int, default=1, metavar="K")
-    g.add_argument("--seed", type=_seed, default=0)
+    g.add_argument(
+        "--seeds", type=int, default=1, metavar="K", help="seeds per cell; the table shows the mean"
+    )
+    g.add_argument("--seed", type=_seed, default=0, help="first seed")
     g.add_argument(
         "--include-self",
         action="store_true",
@@ -313,7 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="record the explained-variance ratio of the top 10 principal"
         " components of the test features (PL Figure 2)",
     )
-    g.add_argument("--retry-failed", action="store_true")
+    g.add_argument(
+        "--retry-failed", action="store_true", help="train again the cells recorded as failed"
+    )
     _add_data_flags(p)
     _add_method_flags(p)
     _add_ray_flags(p)
@@ -323,13 +371,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "location", metavar="DIR|URL", help="the --out of a sweep or pair search, or a storage URL"
     )
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--port", type=int, default=8080, help="the port to serve on")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to serve on; another than loopback exposes the study to the"
+        " network without authentication (a warning says so)",
+    )
 
     p = sub.add_parser("run", help="one training of any registered method, in this process")
     p.add_argument("--method", required=True, help=_METHOD_HELP)
     _add_data_flags(p)
     _add_method_flags(p)
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="the training's seed")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
@@ -355,9 +409,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("demo", help="a pair search on built-in data, sized for a laptop")
-    p.add_argument("--out", default="auxsearch-demo", metavar="DIR")
-    p.add_argument("--seeds", type=int, default=1, metavar="K")
-    p.add_argument("--cpus-per-trial", type=_number, default=1.0, metavar="N")
+    p.add_argument(
+        "--out", default="auxsearch-demo", metavar="DIR", help="where the demo's search goes"
+    )
+    p.add_argument("--seeds", type=int, default=1, metavar="K", help="seeds per cell")
+    p.add_argument(
+        "--cpus-per-trial", type=_number, default=1.0, metavar="N", help="CPUs per trial"
+    )
     return parser
 
 
@@ -366,8 +424,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, or a flag argparse rejected (exit 2, one line)
         return int(exc.code or 0)
+    from .signals import stop_on_sigterm
+
+    stop_on_sigterm()
     try:
         return _dispatch(args)
+    except BrokenPipeError:
+        # `auxsearch results show DIR | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except UserInputError as exc:
         print(f"auxsearch {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -396,7 +462,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "dashboard":
         from .dashboard import serve
 
-        serve(args.location, args.port)
+        serve(args.location, args.port, args.host)
         return 0
     if args.command == "run":
         return _run(args)
@@ -416,10 +482,18 @@ def _pairs(args: argparse.Namespace) -> int:
     from .show import print_pairs_result
 
     overrides: dict[str, Any] = method_overrides(args.config, args.set)
-    if args.backbone:
-        overrides["backbone"] = args.backbone
-    if args.epochs is not None:
-        overrides["epochs"] = args.epochs
+    for key, flag, value in (
+        ("backbone", "--backbone", args.backbone),
+        ("epochs", "--epochs", args.epochs),
+    ):
+        if value is None:
+            continue
+        if key in overrides and overrides[key] != value:
+            raise UserInputError(
+                f"{flag} {value} and {key}={overrides[key]} from --set/--config disagree;"
+                " give the value once"
+            )
+        overrides[key] = value
     resources = _resources(args)
     dataset = resolve_dataset(args.dataset, args.data, args.data_root)
     settings = resolve_settings(
@@ -444,7 +518,7 @@ def _pairs(args: argparse.Namespace) -> int:
         storage=args.storage,
     )
     print_pairs_result(result)
-    return 0
+    return EXIT_CELLS_FAILED if result.failed else 0
 
 
 def _resources(args: argparse.Namespace) -> Any:
@@ -499,7 +573,13 @@ def _sweep(args: argparse.Namespace) -> int:
     for path in result.files():
         print(f"  {path}")
     print(f"watch or browse it: auxsearch dashboard {args.storage or args.out}")
-    return 0
+    failed = result.counts.get("FAIL", 0)
+    if failed:
+        print(
+            f"{failed} trial(s) failed; their errors are in results.parquet (column error)",
+            file=sys.stderr,
+        )
+    return EXIT_CELLS_FAILED if failed else 0
 
 
 def _grid(args: argparse.Namespace) -> int:
@@ -538,11 +618,13 @@ def _grid(args: argparse.Namespace) -> int:
     )
     print(format_table1(result.matrix, settings))
     if result.failed:
-        print(f"\n{len(result.failed)} training(s) failed (see results.parquet, column error)")
+        from .report import failed_cells_note
+
+        print(f"\n{failed_cells_note(result.failed)}")
     print(f"\ntrained {result.trained} model(s); files:")
     for path in result.files():
         print(f"  {path}")
-    return 0
+    return EXIT_CELLS_FAILED if result.failed else 0
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -50,4 +50,4 @@ def run_demo(out: str, *, seeds: int = 1, cpus_per_trial: float = 1.0) -> int:
     result = run_pairs(dataset, settings, out, resources=Resources(cpus_per_trial=cpus_per_trial))
     print_pairs_result(result)
     print(f"demo finished in {time.perf_counter() - start:.0f}s")
-    return 0
+    return 3 if result.failed else 0  # the exit codes of `auxsearch pairs`

@@ -211,6 +211,20 @@ def resolve_grid(
                 f"training on '{t}' leaves nothing to test on; add other --test domains"
                 " or --include-self"
             )
+    for m in methods:  # a --set of a key the grid sets from its flags would be overruled
+        from_flags = {
+            "backbone": "--backbones",
+            "pca_components": "--pca",
+            **{
+                k: "--task, --train, --test, --irrelevant or --relevant"
+                for k in grid_hook(m)(roles, train[0], settings.tests_for(train[0]))
+            },
+        }
+        for key in (*shared, *per_method.get(m, {})):
+            if key in from_flags:
+                raise UserInputError(
+                    f"--set {key} is set by the grid for each cell; use {from_flags[key]}"
+                )
     for m in methods:  # every config the grid will run, checked against the data
         for t in train:
             for b in backbones:

@@ -19,13 +19,14 @@ from .storage import OutputDir
 MANIFEST = "search.json"
 
 
-def _first_difference(old: Any, new: Any, path: str = "") -> str | None:
+def first_difference(old: Any, new: Any, path: str = "") -> str | None:
+    """The first setting that differs between two identities, as `a.b: 1 there, 2 here`."""
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new)):
             where = f"{path}.{key}" if path else key
             if key not in old or key not in new:
                 return f"{where} is set in only one of them"
-            diff = _first_difference(old[key], new[key], where)
+            diff = first_difference(old[key], new[key], where)
             if diff:
                 return diff
         return None
@@ -41,7 +42,7 @@ def claim(out: OutputDir, identity: dict[str, Any], settings: dict[str, Any]) ->
             stored = json.loads(out.read_bytes(MANIFEST))
         except (ValueError, OSError) as exc:
             raise OutputError(f"{out.path(MANIFEST)} is unreadable ({exc})") from None
-        diff = _first_difference(stored.get("identity"), identity)
+        diff = first_difference(stored.get("identity"), identity)
         if diff:
             raise OutputError(
                 f"--out {out.location} holds a different search ({diff}); use another --out"

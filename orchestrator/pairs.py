@@ -34,7 +34,14 @@ from .results import RESULTS_FILE, ResultsLog
 from .runner import Resources
 from .stages import StageRunner, val_scores
 from .storage import OutputDir
-from .study import STORAGE_FILE, default_study_name, exclusive, open_storage, storage_url
+from .study import (
+    STORAGE_FILE,
+    claim_study,
+    default_study_name,
+    exclusive,
+    open_storage,
+    storage_url,
+)
 from .tables import (
     HEATMAP_FILE,
     PAIR_MATRIX_FILE,
@@ -154,12 +161,15 @@ def run_pairs(
     study_name = default_study_name(
         f"{settings.protocol.adversarial}-lambda", identity, shared=bool(storage)
     )
+    if rdb is not None:  # a study in a shared database must be this search's
+        claim_study(rdb, study_name, identity, study_url)
     out.ensure_writable()
     with exclusive(out):
         resumed = manifest.claim(out, identity, settings.describe())
-        lambda_study = LambdaStudy(
-            settings, dataset.name, rdb or open_storage(study_url), study_name
-        )
+        if rdb is None:  # the SQLite file inside --out, created now that --out is ours
+            rdb = open_storage(study_url)
+            claim_study(rdb, study_name, identity, study_url)
+        lambda_study = LambdaStudy(settings, dataset.name, rdb, study_name)
         log = ResultsLog(out, search="pairs", dataset=dataset.name)
         with StageRunner(
             dataset,
@@ -188,6 +198,12 @@ def _run_stages(
     describe = _describer(settings.protocol.sweep)
     stages.run("stage 1: single-task and pair runs", stage1, describe=describe)
     ids1 = {c.id for c in stage1}
+    failed1 = [c.id for c in stage1 if c.id in stages.failed]
+    if failed1:
+        echo(
+            f"stage 2 works from a partial matrix: {len(failed1)} of {len(stage1)} stage-1"
+            f" cell(s) failed ({', '.join(failed1[:3])}{', ...' if len(failed1) > 3 else ''})"
+        )
     val = pair_values(log.rows, "val", ids1)
     test = pair_values(log.rows, "test", ids1)
     partners = choose_partners(

@@ -101,8 +101,7 @@ def _method(path: Path | str, key: str, name: Any, hook: str) -> str:
         raise ProtocolError(f"{path}: {key}: {exc}") from None
     if not cls.supports(hook):
         raise ProtocolError(
-            f"{path}: {key}: method '{name}' does not implement {hook}(), which this"
-            " protocol needs"
+            f"{path}: {key}: method '{name}' does not implement {hook}(), which this protocol needs"
         )
     return name
 

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 
 import ray
 
+from .signals import stop_on_sigterm
+
 # Ray Tune's own console reporter would interleave with our progress lines; the
 # classic reporter (chosen when a Tuner runs) is silent at verbose=0.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -44,6 +46,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         address = "local"
         kwargs.update(include_dashboard=False, num_cpus=num_cpus)
     ray.init(address=address, **kwargs)  # type: ignore[arg-type]
+    stop_on_sigterm()
     for name in ("ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:

@@ -13,7 +13,8 @@ def _missing(v: object) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def _pct(v: Any, signed: bool = False) -> str:
+def pct(v: Any, signed: bool = False) -> str:
+    """An accuracy in %, two decimals; "-" when missing."""
     if _missing(v):
         return "-"
     return f"{float(v) * 100:+.2f}" if signed else f"{float(v) * 100:.2f}"
@@ -42,7 +43,7 @@ def format_matrix(mean: pd.DataFrame, std: pd.DataFrame | None = None) -> str:
         cells = []
         for b in names:
             v = mean.loc[a, b]
-            text = _pct(v)
+            text = pct(v)
             if std is not None and not math.isnan(std.loc[a, b]):
                 text += f"±{std.loc[a, b] * 100:.1f}"
             cells.append(text)
@@ -65,16 +66,16 @@ def format_summary(summary: pd.DataFrame) -> str:
                 str(r["attribute"]),
                 "-" if _missing(r["neg_partner"]) else str(r["neg_partner"]),
                 "-" if _missing(r["lambda"]) else f"{r['lambda']:g}",
-                _pct(r.get("sin_test")),
-                _pct(r.get("mul_test")),
-                _pct(r.get("adv_test")),
-                _pct(r.get("mul_minus_sin_test"), True),
-                _pct(r.get("adv_minus_sin_test"), True),
-                _pct(r.get("adv_minus_mul_test"), True),
-                _pct(r.get("adv_minus_sin"), True),
+                pct(r.get("sin_test")),
+                pct(r.get("mul_test")),
+                pct(r.get("adv_test")),
+                pct(r.get("mul_minus_sin_test"), True),
+                pct(r.get("adv_minus_sin_test"), True),
+                pct(r.get("adv_minus_mul_test"), True),
+                pct(r.get("adv_minus_sin"), True),
                 "-" if _missing(p) else f"{p:.3f}",
                 "-" if _missing(sig) else ("yes" if sig else "no"),
-                *([_pct(r.get("null_minus_sin_test"), True)] if has_null else []),
+                *([pct(r.get("null_minus_sin_test"), True)] if has_null else []),
                 "" if _missing(r["note"]) else str(r["note"]),
             ]
         )
@@ -95,3 +96,12 @@ def format_summary(summary: pd.DataFrame) -> str:
         "note",
     ]
     return format_table(header, rows)
+
+
+def failed_cells_note(failed: list[str]) -> str:
+    """What failed and how to train it again, in one sentence."""
+    shown = ", ".join(failed[:5]) + (", ..." if len(failed) > 5 else "")
+    return (
+        f"{len(failed)} cell(s) failed: {shown} (errors in results.parquet, column error);"
+        " rerun the same command with --retry-failed to train them again"
+    )

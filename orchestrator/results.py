@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import io
 import math
+import sys
+from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
@@ -27,10 +29,12 @@ import pyarrow.parquet as pq
 from methods import get_method
 
 from .cells import SEED_PREFIX, Cell, Outcome
+from .errors import UserInputError
 from .storage import OutputDir
 
 RESULTS_FILE = "results.parquet"
-SCHEMA_VERSION = "results/1"
+# results/2: finished_at is a UTC timestamp (results/1 held it as ISO text; read alike)
+SCHEMA_VERSION = "results/2"
 
 RESULTS_SCHEMA = pa.schema(
     [
@@ -52,7 +56,7 @@ RESULTS_SCHEMA = pa.schema(
         ("trial_id", pa.string()),
         ("status", pa.string()),
         ("wall_s", pa.float64()),
-        ("finished_at", pa.string()),
+        ("finished_at", pa.timestamp("ms", tz="UTC")),  # Parquet keeps no second unit
         ("error", pa.string()),
     ],
     metadata={"auxsearch.schema": SCHEMA_VERSION},
@@ -76,7 +80,7 @@ def outcome_rows(outcome: Outcome, *, search: str, dataset: str) -> list[dict[st
         "trial_id": cell.id,
         "status": outcome.status,
         "wall_s": outcome.wall_s,
-        "finished_at": outcome.finished_at,
+        "finished_at": _timestamp(outcome.finished_at),
         "error": outcome.error,
     }
     if outcome.status == "failed":
@@ -168,7 +172,17 @@ def _roles(cell: Cell, task: str | None, partner: bool) -> tuple[str | None, str
     return task, trial_main
 
 
+def _timestamp(value: Any) -> datetime | None:
+    """A finish time as a UTC datetime; results/1 files and outcomes hold ISO text."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value
+
+
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    rows = [{**r, "finished_at": _timestamp(r.get("finished_at"))} for r in rows]
     return pa.Table.from_pylist(rows, schema=RESULTS_SCHEMA)
 
 
@@ -178,10 +192,24 @@ def table_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
+class DamagedTable(UserInputError):
+    """A Parquet file of a search that cannot be read (cut short, overwritten)."""
+
+    def __init__(self, location: str, reason: str):
+        self.reason = " ".join(reason.split())[:120]
+        super().__init__(
+            f"{location} cannot be read ({self.reason}); rerun the search's command with the"
+            " same --out to rebuild it from Ray's trial records"
+        )
+
+
 def read_table(out: OutputDir, name: str) -> pa.Table | None:
     if not out.exists(name):
         return None
-    return pq.read_table(io.BytesIO(out.read_bytes(name)))
+    try:
+        return pq.read_table(io.BytesIO(out.read_bytes(name)))
+    except (pa.ArrowException, OSError) as exc:
+        raise DamagedTable(out.display(name), str(exc)) from None
 
 
 class ResultsLog:
@@ -189,8 +217,36 @@ class ResultsLog:
 
     def __init__(self, out: OutputDir, *, search: str, dataset: str):
         self.out, self.search, self.dataset = out, search, dataset
-        existing = read_table(out, RESULTS_FILE)
-        self.rows: list[dict[str, Any]] = existing.to_pylist() if existing is not None else []
+        try:
+            existing = read_table(out, RESULTS_FILE)
+        except DamagedTable as exc:
+            self.rows: list[dict[str, Any]] = self._rebuild(exc)
+            return
+        self.rows = existing.to_pylist() if existing is not None else []
+
+    def _rebuild(self, damage: DamagedTable) -> list[dict[str, Any]]:
+        """A results.parquet that cannot be read is kept aside, untouched, and
+        rebuilt from Ray's trial records; cells without one train again."""
+        from .recovery import rebuild_outcomes
+
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        aside = f"{RESULTS_FILE}.damaged-{stamp}"
+        self.out.write_bytes(aside, self.out.read_bytes(RESULTS_FILE))
+        outcomes = rebuild_outcomes(self.out, prunable=self.search == "sweep")
+        rows = [
+            row
+            for o in sorted(outcomes, key=lambda o: o.cell.id)
+            for row in outcome_rows(o, search=self.search, dataset=self.dataset)
+        ]
+        self.out.write_bytes(RESULTS_FILE, table_bytes(rows_to_table(rows)))
+        print(
+            f"auxsearch: {self.out.display(RESULTS_FILE)} could not be read ({damage.reason});"
+            f" kept it as {aside} and rebuilt {len(outcomes)} cell(s) from Ray's trial records"
+            " (cells without one train again)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return rows
 
     def finished(self) -> dict[str, str]:
         """trial_id → status of every cell already recorded."""

@@ -30,7 +30,7 @@ from ray.tune.search import Searcher
 from methods.data import Dataset
 
 from . import ray_session  # noqa: F401  (selects Ray Tune's quiet console reporter)
-from .cells import FINAL_KEY, SEED_PREFIX, WALL_KEY, Cell, Outcome
+from .cells import FINAL_KEY, WALL_KEY, Cell, Outcome, trial_metrics
 from .errors import UserInputError
 from .storage import OutputDir
 from .trainable import run_cell
@@ -52,6 +52,12 @@ class Resources:
     def __post_init__(self) -> None:
         if not self.cpus_per_trial > 0:
             raise UserInputError(f"--cpus-per-trial {self.cpus_per_trial:g} must be > 0")
+        if self.cpus_per_trial > 1 and not float(self.cpus_per_trial).is_integer():
+            # above one CPU the value is also the trial's torch threads: 1.5 would mean 1
+            raise UserInputError(
+                f"--cpus-per-trial {self.cpus_per_trial:g} is not allowed; use a fraction"
+                " below 1 (trials share a CPU) or a whole number (also its torch threads)"
+            )
         if self.gpus_per_trial < 0:
             raise UserInputError(f"--gpus-per-trial {self.gpus_per_trial:g} must be ≥ 0")
         for flag, value in (
@@ -92,6 +98,7 @@ class Resources:
 
 
 OutcomeFn = Callable[[Outcome], None]
+StartFn = Callable[[Cell], None]
 
 
 class _Recorder(Callback):
@@ -99,25 +106,31 @@ class _Recorder(Callback):
 
     A trial that ends without its final report was stopped by the scheduler:
     "pruned" when one is in use (its metrics are those of the epoch it reached),
-    a failure otherwise.
+    a failure otherwise. `on_start`, if given, hears of each trial that starts
+    running (again when a failed one is retried).
     """
 
-    def __init__(self, on_outcome: OutcomeFn, prunable: bool):
+    def __init__(self, on_outcome: OutcomeFn, prunable: bool, on_start: StartFn | None = None):
         self.on_outcome = on_outcome
         self.prunable = prunable
+        self.on_start = on_start
         self.started: dict[str, float] = {}
+        # an outcome that could not be recorded (--out became unwritable) ends the search
+        self.fatal: UserInputError | None = None
 
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         self.started.setdefault(trial.trial_id, time.perf_counter())
+        if self.on_start is not None:
+            self.on_start(_cell(trial))
 
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         cell = _cell(trial)
         result = trial.last_result or {}
-        metrics = _metrics(result)
+        metrics = trial_metrics(result)
         if result.get(FINAL_KEY):
             self._emit(trial, cell, "ok", metrics, wall=float(result.get(WALL_KEY, 0.0)))
         elif self.prunable and metrics:
@@ -141,31 +154,26 @@ class _Recorder(Callback):
         wall: float | None = None,
         stopped: dict[str, Any] | None = None,
     ) -> None:
+        if self.fatal is not None:  # Tune reports the trial again as an error: same end
+            raise self.fatal
         if wall is None:
             wall = time.perf_counter() - self.started.get(trial.trial_id, time.perf_counter())
-        self.on_outcome(
-            Outcome(
-                cell=cell,
-                status=status,
-                metrics=metrics,
-                wall_s=round(wall, 3),
-                finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                error=error,
-                attempts=max(1, trial.num_failures) if status == "failed" else 1,
-                stopped_epoch=int(stopped["epoch"]) if stopped and "epoch" in stopped else None,
-                stopped_seed=int(stopped["seed"]) if stopped and "seed" in stopped else None,
-            )
+        outcome = Outcome(
+            cell=cell,
+            status=status,
+            metrics=metrics,
+            wall_s=round(wall, 3),
+            finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            error=error,
+            attempts=max(1, trial.num_failures) if status == "failed" else 1,
+            stopped_epoch=int(stopped["epoch"]) if stopped and "epoch" in stopped else None,
+            stopped_seed=int(stopped["seed"]) if stopped and "seed" in stopped else None,
         )
-
-
-def _metrics(result: dict[str, Any]) -> dict[str, float]:
-    """The kernel's metrics in a Tune result (Tune adds its own bookkeeping keys)."""
-    keep = ("train/", "val/", "test/", "test@", "epoch/", SEED_PREFIX)
-    return {
-        k: float(v)
-        for k, v in result.items()
-        if k.startswith(keep) and isinstance(v, int | float) and not isinstance(v, bool)
-    }
+        try:
+            self.on_outcome(outcome)
+        except UserInputError as exc:
+            self.fatal = exc
+            raise
 
 
 def _cell(trial: Trial) -> Cell:
@@ -203,14 +211,22 @@ class CellRunner:
             {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial},
         )
 
-    def run(self, name: str, cells: Sequence[Cell], on_outcome: OutcomeFn) -> None:
-        """Train a fixed list of cells (a grid); each outcome goes to `on_outcome`."""
+    def run(
+        self,
+        name: str,
+        cells: Sequence[Cell],
+        on_outcome: OutcomeFn,
+        on_start: StartFn | None = None,
+    ) -> None:
+        """Train a fixed list of cells (a grid); each outcome goes to `on_outcome`
+        (and each cell that starts running to `on_start`)."""
         if not cells:
             return
         ids = {c.id: i for i, c in enumerate(cells)}
         self._fit(
             name,
             on_outcome,
+            on_start=on_start,
             param_space={"cell": tune.grid_search([json.dumps(c.to_dict()) for c in cells])},
             dirname=lambda t: f"cell_{ids[_cell(t).id]:05d}",
         )
@@ -222,6 +238,7 @@ class CellRunner:
         num_samples: int,
         on_outcome: OutcomeFn,
         scheduler: TrialScheduler | None = None,
+        on_start: StartFn | None = None,
     ) -> None:
         """Train `num_samples` cells proposed by `searcher` (its `suggest` returns a cell)."""
         if num_samples <= 0:
@@ -229,6 +246,7 @@ class CellRunner:
         self._fit(
             name,
             on_outcome,
+            on_start=on_start,
             param_space={},
             dirname=lambda t: f"trial_{t.trial_id}",
             search_alg=searcher,
@@ -246,7 +264,9 @@ class CellRunner:
         search_alg: Searcher | None = None,
         scheduler: TrialScheduler | None = None,
         num_samples: int = 1,
+        on_start: StartFn | None = None,
     ) -> None:
+        recorder = _Recorder(on_outcome, prunable=scheduler is not None, on_start=on_start)
         tuner = tune.Tuner(
             self.trainable,
             param_space=param_space,
@@ -263,8 +283,15 @@ class CellRunner:
                 name=f"{name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}",
                 storage_path=self.storage_uri,
                 failure_config=tune.FailureConfig(max_failures=self.resources.max_failures),
-                callbacks=[_Recorder(on_outcome, prunable=scheduler is not None)],
+                callbacks=[recorder],
                 verbose=0,
             ),
         )
-        tuner.fit()
+        try:
+            tuner.fit()
+        except Exception:
+            # Tune wraps a callback's error in its own (three chained tracebacks):
+            # the user gets the sentence of what could not be written
+            if recorder.fatal is not None:
+                raise recorder.fatal from None
+            raise

@@ -14,6 +14,13 @@
   again before anything new is asked (no trial lost, none duplicated); with
   `points` (a fixed grid such as AAL's λ values) it enqueues exactly those.
 
+`UntriedFirst`: TPE and random sampling propose points of a finite space
+(every key a choice or an integer range) again long before the space is used
+up: 15 TPE trials over five λ values trained 10 exact repeats. Over a finite
+space the wrapped sampler never proposes a point the study already holds; a
+sweep asks for at most as many trials as the space has points (`--seeds K`
+repeats each over seeds instead).
+
 `ReplayASHA`: Ray's restore does not keep a scheduler's state, so a resumed
 sweep would promote every new trial past rungs that earlier trials filled.
 `replay` refills the rungs from the study's finished trials before Tune starts.
@@ -21,8 +28,10 @@ sweep would promote every new trial past rungs that earlier trials filled.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -164,6 +173,90 @@ class CellSearch(OptunaSearch):
         reported = self.study._storage.get_trial(ot_trial._trial_id).intermediate_values
         if step not in reported:
             ot_trial.report(value, step)
+
+
+def finite_points(space: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """Every point of a space of Optuna distributions, or None when a key is
+    continuous (or the space is too large to list)."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    axes: dict[str, list[Any]] = {}
+    for name, dist in space.items():
+        if isinstance(dist, CategoricalDistribution):
+            axes[name] = list(dist.choices)
+        elif isinstance(dist, IntDistribution) and not dist.log:
+            axes[name] = list(range(dist.low, dist.high + 1, dist.step))
+        else:
+            return None
+    if math.prod(len(v) for v in axes.values()) > MAX_LISTED_POINTS:
+        return None
+    return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+MAX_LISTED_POINTS = 100_000
+
+
+def _point_key(params: Mapping[str, Any], names: Sequence[str]) -> tuple[Any, ...]:
+    return tuple(round(v, 12) if isinstance(v, float) else v for v in (params[n] for n in names))
+
+
+class UntriedFirst(optuna.samplers.BaseSampler):
+    """A sampler (TPE, random) over a finite space that never proposes a point the
+    study already holds (finished, running or queued) while untried points remain.
+
+    Each trial's whole point is drawn at once (a relative search space): the
+    wrapped sampler proposes it key by key as it would alone; a repeat is drawn
+    again a few times (TPE's draws are random, so it usually moves on to its next
+    best guess), and after that an untried point is taken at random (seeded)."""
+
+    REDRAWS = 8
+
+    def __init__(self, base: optuna.samplers.BaseSampler, space: Mapping[str, Any], seed: int):
+        points = finite_points(space)
+        if points is None:
+            raise ValueError("UntriedFirst needs a finite space of choices and integer ranges")
+        self.base, self.distributions, self.points = base, dict(space), points
+        self.names = list(space)
+        self._rng = random.Random(seed)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: Any) -> dict[str, Any]:
+        # an enqueued trial (fixed parameters) is not drawn at all
+        return {} if trial.system_attrs.get("fixed_params") else dict(self.distributions)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: Any, search_space: dict[str, Any]
+    ) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        held = {self._key(t) for t in study.get_trials(deepcopy=False) if t.number != trial.number}
+        proposal: dict[str, Any] = {}
+        for _ in range(self.REDRAWS):
+            proposal = {
+                n: self.base.sample_independent(study, trial, n, d)
+                for n, d in self.distributions.items()
+            }
+            if _point_key(proposal, self.names) not in held:
+                return proposal
+        untried = [p for p in self.points if _point_key(p, self.names) not in held]
+        return self._rng.choice(untried) if untried else proposal
+
+    def _key(self, trial: Any) -> tuple[Any, ...] | None:
+        params = trial.params or trial.system_attrs.get("fixed_params") or {}
+        return _point_key(params, self.names) if set(self.names) <= set(params) else None
+
+    def sample_independent(
+        self, study: optuna.Study, trial: Any, param_name: str, param_distribution: Any
+    ) -> Any:
+        return self.base.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: Any) -> None:
+        self.base.before_trial(study, trial)
+
+    def after_trial(self, study: optuna.Study, trial: Any, state: Any, values: Any) -> None:
+        self.base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.base.reseed_rng()
 
 
 class AskTellGridSampler(optuna.samplers.GridSampler):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pandas as pd
 
 from .errors import UserInputError
+from .grid import GRID_MATRIX_FILE
 from .manifest import MANIFEST
+from .pair_analysis import matrix, pair_values
 from .pairs import PairsResult
-from .report import format_matrix, format_summary, format_table
+from .report import failed_cells_note, format_matrix, format_summary, format_table, pct
 from .results import RESULTS_FILE, read_table
 from .storage import OutputDir
 from .study import open_storage
@@ -27,10 +30,7 @@ def print_pairs_result(result: PairsResult) -> None:
     )
     print(format_summary(result.summary))
     if result.failed:
-        print(
-            f"\n{len(result.failed)} cell(s) failed: {', '.join(result.failed[:5])}"
-            f"{' ...' if len(result.failed) > 5 else ''} (see results.parquet, column error)"
-        )
+        print(f"\n{failed_cells_note(result.failed)}")
     print(f"\ntrained {result.trained} cell(s){' (resumed)' if result.resumed else ''}; files:")
     for path in result.files():
         print(f"  {path}")
@@ -52,11 +52,18 @@ def load_matrix(out: OutputDir) -> tuple[pd.DataFrame, pd.DataFrame | None]:
 
 
 def show_dir(location: str) -> None:
-    """Print what a search directory holds: a pair search's tables or a sweep's trials."""
+    """Print what a search directory holds: a pair search's tables, a grid's matrix
+    or a sweep's trials; a search still running shows what is recorded so far."""
     out = OutputDir(location)
     kind = _search_kind(out)
     if kind == "sweep":
         show_sweep(out)
+        return
+    if kind == "grid":
+        show_grid(out)
+        return
+    if kind and not out.exists(PAIR_MATRIX_FILE) and out.exists(RESULTS_FILE):
+        show_running_pairs(out)
         return
     mean, std = load_matrix(out)
     print("Pair matrix: val accuracy (%) of a (row) trained with b (column); diagonal = alone")
@@ -66,6 +73,53 @@ def show_dir(location: str) -> None:
         print()
         print("Summary (the layout of the AAL paper's Table 3): test at the choices made on val")
         print(format_summary(pd.DataFrame(summary.to_pylist(), columns=summary.column_names)))
+
+
+def show_running_pairs(out: OutputDir) -> None:
+    """A pair search before its matrix is written: the cells recorded so far."""
+    settings = json.loads(out.read_bytes(MANIFEST))["settings"]
+    rows = _results_rows(out)
+    cells = {(r["trial_id"], r["seed"]): (r["stage"], r["status"]) for r in rows}
+    by_stage: dict[str, list[str]] = {}
+    for stage, status in cells.values():
+        by_stage.setdefault(stage, []).append(status)
+    counts = ", ".join(
+        f"{stage} {len(s)}" + (f" ({s.count('failed')} failed)" if "failed" in s else "")
+        for stage, s in sorted(by_stage.items())
+    )
+    print(
+        f"{out.location}: a pair search still running (or stopped before stage 2);"
+        f" cells recorded so far: {counts or 'none'}"
+    )
+    mean = matrix(pair_values(rows, "val"), settings["attributes"])
+    print("Pair matrix so far: val accuracy (%), '-' not yet trained")
+    print(format_matrix(mean))
+
+
+def show_grid(out: OutputDir) -> None:
+    """A grid's test accuracy (%) per method x backbone x train domain."""
+    table = read_table(out, GRID_MATRIX_FILE)
+    if table is None:
+        rows = _results_rows(out)
+        done = len({(r["trial_id"], r["seed"]) for r in rows})
+        print(
+            f"{out.location}: a grid still running (or stopped); {done} training(s) recorded"
+            f" so far, its matrix ({GRID_MATRIX_FILE}) is written when every cell has run"
+        )
+        return
+    df = table.to_pandas()
+    keys = ["method", "backbone", "train_domain"]
+    tests = [c for c in df.columns if c not in keys and not c.endswith("_std")]
+    body = [
+        [*(str(r[k]) for k in keys), *(pct(r[t]) for t in tests)] for r in df.to_dict("records")
+    ]
+    print("Grid: test accuracy (%) of the target task, mean over seeds; '-' not tested")
+    print(format_table(["method", "backbone", "train", *(f"→ {t}" for t in tests)], body))
+
+
+def _results_rows(out: OutputDir) -> list[dict[str, Any]]:
+    table = read_table(out, RESULTS_FILE)
+    return [] if table is None else table.to_pylist()
 
 
 def _search_kind(out: OutputDir) -> str | None:

@@ -106,6 +106,8 @@ def run_one(
     if where is not None:
         keys = sorted({k for row in history.history for k in row})
         columns = {k: np.array([row.get(k, np.nan) for row in history.history]) for k in keys}
+        # the epoch is a count in every file auxsearch writes (results.parquet: int64)
+        columns["epoch"] = np.array([int(row["epoch"]) for row in history.history], dtype=np.int64)
         write_parquet(where, HISTORY_FILE, columns_table(columns))
         text = json.dumps(final, indent=2, sort_keys=True) + "\n"
         where.write_bytes(FINAL_FILE, text.encode())

@@ -20,6 +20,7 @@ from methods.data import Dataset
 
 from .cells import Cell, Outcome
 from .errors import SearchInterrupted
+from .progress import Progress
 from .results import ResultsLog
 from .runner import CellRunner, Resources
 from .storage import OutputDir
@@ -103,37 +104,50 @@ class StageRunner:
             f" {len(todo)} to train"
         )
         if not todo:
+            self._note_failed(cells)
             return
         runner = self._cell_runner()
         name = label.split(":")[0]
         width = len(str(len(todo)))
         start = time.perf_counter()
-        # Ray pickles the callback that calls `record`: it must hold plain state only.
-        log, echo, failed, tally = self.log, self.echo, self.failed, [0]
+        # Ray pickles the callback that calls `record` (Tune saves it with the
+        # experiment), then calls the original in this process: plain state only,
+        # and `progress` leaves its terminal out of the pickle.
+        log, tally = self.log, [0]
 
         def record(outcome: Outcome) -> None:
             log.record(outcome)
             tally[0] += 1
             head = f"  [{name} {tally[0]:>{width}}/{len(todo)}]"
             if outcome.status == "ok":
-                echo(f"{head} {describe(outcome)}  ({outcome.wall_s:.1f}s)")
+                line = f"{head} {describe(outcome)}  ({outcome.wall_s:.1f}s)"
             else:
-                failed.append(outcome.cell.id)
-                echo(
+                line = (
                     f"{head} FAILED {outcome.cell.id} after {outcome.attempts}"
                     f" attempt(s): {outcome.error}"
                 )
+            progress.finished(outcome, line)
 
         tag = name.replace(" ", "")
-        if searcher_for is None:
-            runner.run(tag, todo, record)
-        else:
-            runner.search(tag, searcher_for(todo), len(todo), record)
+        with Progress(name, len(todo), echo=self.echo) as progress:
+            if searcher_for is None:
+                runner.run(tag, todo, record, on_start=progress.started)
+            else:
+                runner.search(tag, searcher_for(todo), len(todo), record, on_start=progress.started)
         self.trained += tally[0]
         self.echo(f"  {name}: {tally[0]} cell(s) in {time.perf_counter() - start:.0f}s")
+        self._note_failed(cells)
         unfinished = [c.id for c in todo if c.id not in self.log.finished()]
         if unfinished:
             raise SearchInterrupted(
                 f"{len(unfinished)} cell(s) of {name} did not finish ({unfinished[0]}, ...);"
                 f" what finished is recorded in {self.out.location}"
             )
+
+    def _note_failed(self, cells: Sequence[Cell]) -> None:
+        """Add the cells of a stage that stand recorded as failed, this run's failures
+        and earlier runs' alike: a rerun must not report a search with holes as done."""
+        status = self.log.finished()
+        self.failed += [
+            c.id for c in cells if status.get(c.id) == "failed" and c.id not in self.failed
+        ]

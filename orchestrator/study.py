@@ -6,6 +6,11 @@ A search keeps its Optuna study next to its results: by default a SQLite file
 every trial a sweep proposed, so a rerun continues it: finished trials count
 towards `--trials`, and trials left RUNNING by a driver that died are handed
 out again (same number, same parameters) instead of being lost or duplicated.
+
+A study carries the identity of the search that made it (a study user
+attribute), as `--out` carries it in its manifest: a second search that names
+the same study in the same storage with different settings is refused before
+it trains, instead of reading the first one's trials as its own.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import OutputError, UserInputError
+from .manifest import first_difference
 from .storage import OutputDir
 
 STORAGE_FILE = "optuna.db"
+IDENTITY_ATTR = "auxsearch_search"  # the study user attribute holding the search's identity
 
 
 def storage_url(out: OutputDir, url: str | None) -> str:
@@ -67,6 +74,45 @@ def open_storage(url: str) -> Any:
         raise UserInputError(f"study storage {url} cannot be opened ({reason})") from None
 
 
+def claim_study(storage: Any, name: str, identity: dict[str, Any], url: str) -> None:
+    """Make sure study `name` in `storage` is this search's: a new study (or an
+    empty one) takes `identity`; one made by another search is refused with the
+    settings that differ. Nothing is written before the check passes."""
+    from optuna.exceptions import DuplicatedStudyError
+
+    ours = json.loads(json.dumps(identity, sort_keys=True, default=str))
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:  # a new study: created here, so the claim and the study arrive together
+        try:
+            study_id = storage.create_new_study(directions=_directions(identity), study_name=name)
+        except DuplicatedStudyError:  # another driver created it a moment ago
+            study_id = storage.get_study_id_from_name(name)
+    theirs = storage.get_study_user_attrs(study_id).get(IDENTITY_ATTR)
+    if theirs is None:
+        held = len(storage.get_all_trials(study_id, deepcopy=False))
+        if held:
+            raise UserInputError(
+                f"study '{name}' in {url} holds {held} trial(s) that no auxsearch search"
+                " claimed; pass another --study name"
+            )
+        storage.set_study_user_attr(study_id, IDENTITY_ATTR, ours)
+        return
+    diff = first_difference(theirs, ours)
+    if diff:
+        raise UserInputError(
+            f"study '{name}' in {url} belongs to another search ({diff});"
+            " pass another --study name, or the settings that search used"
+        )
+
+
+def _directions(identity: dict[str, Any]) -> list[Any]:
+    from optuna.study import StudyDirection
+
+    minimize = identity.get("mode") == "min"
+    return [StudyDirection.MINIMIZE if minimize else StudyDirection.MAXIMIZE]
+
+
 def location_to_storage_url(location: str) -> str:
     """`auxsearch dashboard DIR|URL`: a search directory's storage, or a URL as given."""
     if "://" in location and not location.startswith(("s3://", "gs://", "gcs://")):
@@ -91,6 +137,7 @@ def exclusive(out: OutputDir) -> Iterator[None]:
         yield
         return
     lock_path = out.path(".lock")
+    created = not os.path.exists(lock_path)
     with open(lock_path, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -104,5 +151,10 @@ def exclusive(out: OutputDir) -> Iterator[None]:
             handle.write(str(os.getpid()))
             handle.flush()
             yield
+        except (UserInputError, OutputError):
+            # a refused --out (another search's, or not a search) keeps nothing of ours
+            if created:
+                os.unlink(lock_path)
+            raise
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)

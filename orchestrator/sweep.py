@@ -31,11 +31,20 @@ from . import manifest
 from .cells import Cell, Outcome
 from .errors import SearchInterrupted, UserInputError
 from .inputs import check_seeds
+from .progress import Progress
 from .results import RESULTS_FILE, ResultsLog
 from .runner import CellRunner, Resources
+from .searcher import finite_points
 from .spaces import SearchSpace
 from .storage import OutputDir
-from .study import STORAGE_FILE, default_study_name, exclusive, open_storage, storage_url
+from .study import (
+    STORAGE_FILE,
+    claim_study,
+    default_study_name,
+    exclusive,
+    open_storage,
+    storage_url,
+)
 
 Echo = Callable[[str], None]
 DEFAULT_METRIC = "val/mean_acc"
@@ -88,9 +97,17 @@ class SweepSettings:
             return AskTellGridSampler(
                 {k: list(p.values) for k, p in self.space.params.items()}, seed=self.seed
             )
-        if self.sampler == "random":
-            return optuna.samplers.RandomSampler(seed=self.seed)
-        return optuna.samplers.TPESampler(seed=self.seed)
+        from .searcher import UntriedFirst
+
+        base: optuna.samplers.BaseSampler = (
+            optuna.samplers.RandomSampler(seed=self.seed)
+            if self.sampler == "random"
+            else optuna.samplers.TPESampler(seed=self.seed)
+        )
+        space = self.space.to_optuna()
+        if finite_points(space) is None:  # a continuous key: a repeat has probability 0
+            return base
+        return UntriedFirst(base, space, seed=self.seed)
 
     def cell(self, params: Mapping[str, Any], number: int) -> Cell:
         spec = get_method(self.method)
@@ -152,6 +169,13 @@ def resolve_sweep(
         raise UserInputError("pass --trials N (how many trials the study runs in all)")
     if trials < 1:
         raise UserInputError(f"--trials {trials} is not allowed; use 1 or more")
+    finite = finite_points(space.to_optuna())
+    if finite is not None and trials > len(finite):
+        raise UserInputError(
+            f"--trials {trials} exceeds the {len(finite)} point(s) of"
+            f" {space.source or 'the space'}, and a sweep never trains a point twice; use"
+            f" --trials {len(finite)} or fewer, and --seeds K to repeat each over seeds"
+        )
     check_seeds(seeds)
     if mode not in ("max", "min"):
         raise UserInputError(f"--mode {mode}: choose max or min")
@@ -204,8 +228,7 @@ def _check_metric(metric: str, mode: str, objectives: Mapping[str, Goal]) -> Non
     if goal is None:
         why = "a sweep selects on validation data only; " if metric.startswith("test") else ""
         raise UserInputError(
-            f"--metric {metric} cannot be the objective; {why}choose one of"
-            f" {', '.join(objectives)}"
+            f"--metric {metric} cannot be the objective; {why}choose one of {', '.join(objectives)}"
         )
     if mode != goal:
         better = "higher" if goal == "max" else "lower"
@@ -228,8 +251,10 @@ class SweepResult:
 
 
 class _Progress:
-    def __init__(self, echo: Echo, total: int, metric: str):
-        self.echo, self.total, self.metric, self.done = echo, total, metric, 0
+    """The line of each finished trial, shown by `display` (a bar on a terminal)."""
+
+    def __init__(self, display: Progress, total: int, metric: str):
+        self.display, self.total, self.metric, self.done = display, total, metric, 0
 
     def __call__(self, outcome: Outcome) -> None:
         self.done += 1
@@ -237,14 +262,15 @@ class _Progress:
         value = outcome.metrics.get(self.metric)
         shown = f"{self.metric} {value:.4f}" if value is not None else ""
         if outcome.status == "ok":
-            self.echo(f"{head}: {shown}  ({outcome.wall_s:.1f}s)")
+            line = f"{head}: {shown}  ({outcome.wall_s:.1f}s)"
         elif outcome.status == "pruned":
-            self.echo(
+            line = (
                 f"{head}: pruned at epoch {outcome.stopped_epoch} of seed"
                 f" {outcome.stopped_seed}, {shown}"
             )
         else:
-            self.echo(f"{head}: FAILED after {outcome.attempts} attempt(s): {outcome.error}")
+            line = f"{head}: FAILED after {outcome.attempts} attempt(s): {outcome.error}"
+        self.display.finished(outcome, line)
 
 
 def run_sweep(
@@ -275,12 +301,15 @@ def run_sweep(
                 f"{settings.method}-sweep", settings.identity(dataset), shared=bool(storage)
             ),
         )
+    if storage:  # a study in a shared database must be this search's, before --out is touched
+        claim_study(rdb, settings.study, settings.identity(dataset), url)
     out.ensure_writable()
     with exclusive(out):
         identity = {**settings.identity(dataset), "storage": storage or "inside --out"}
         manifest.claim(out, identity, {"trials": settings.trials, "storage": url})
         if not storage:  # the SQLite file inside --out, created now that --out is ours
             rdb = open_storage(url)
+            claim_study(rdb, settings.study, settings.identity(dataset), url)
         direction: Literal["maximize", "minimize"] = (
             "maximize" if settings.mode == "max" else "minimize"
         )
@@ -328,7 +357,6 @@ def run_sweep(
                 scheduler.replay(
                     [t.intermediate_values for t in finished if t.state != TrialState.FAIL]
                 )
-            progress = _Progress(echo, remaining, settings.metric)
 
             def record(outcome: Outcome) -> None:
                 nonlocal trained
@@ -339,9 +367,12 @@ def run_sweep(
                 progress(outcome)
 
             start = time.perf_counter()
-            with ray_session(address):
+            with ray_session(address), Progress("sweep", remaining, echo=echo) as display:
+                progress = _Progress(display, remaining, settings.metric)
                 runner = CellRunner(dataset, resources, out)
-                runner.search("sweep", searcher, remaining, record, scheduler)
+                runner.search(
+                    "sweep", searcher, remaining, record, scheduler, on_start=display.started
+                )
             echo(f"  sweep: {trained} trial(s) in {time.perf_counter() - start:.0f}s")
             left = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if left:

@@ -6,7 +6,10 @@ records. Run a search with
 
 (and the repository on PYTHONPATH, so that trial workers import this module):
 matching cells raise, or train on labels corrupted to +inf, so the loss becomes
-non-finite and the kernel's own divergence check stops the run.
+non-finite and the kernel's own divergence check stops the run; `block` puts a
+directory where the path in AUXSEARCH_BLOCK_PATH is (the search's
+results.parquet), so the driver can no longer write it: an --out that became
+unwritable mid-run, even for root.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from methods.data import Dataset, Domain
 
 HOOK = "tests.orchestrator.fault_hook:inject"
 FAULT_ENV = "AUXSEARCH_INJECT_FAULT"
+BLOCK_ENV = "AUXSEARCH_BLOCK_PATH"
 
 
 def inject(cell_id: str, dataset: Dataset) -> Dataset:
@@ -32,6 +36,11 @@ def inject(cell_id: str, dataset: Dataset) -> Dataset:
             raise RuntimeError(f"injected fault in cell {cell_id}")
         if kind == "nan":
             return _poisoned(dataset)
+        if kind == "block":
+            target = os.environ[BLOCK_ENV]
+            if os.path.isfile(target):
+                os.replace(target, target + ".moved")
+            os.makedirs(target, exist_ok=True)
     return dataset
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -232,3 +233,94 @@ def test_sweep_with_a_broken_space_file(tmp_path: Path, capsys) -> None:
 def test_dashboard_without_a_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dashboard", str(tmp_path)]) == 2
     assert "holds no Optuna study" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--set", "epochs=3"], "--epochs 1 and epochs=3 from --set/--config disagree"),
+        (["--set", "backbone=resnet18"], "--backbone small_cnn and backbone=resnet18"),
+        (["--cpus-per-trial", "1.5"], "--cpus-per-trial 1.5 is not allowed; use a fraction"),
+    ],
+)
+def test_conflicting_or_fractional_settings_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    assert main(_pairs(tmp_path, *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_same_value_by_flag_and_by_set_is_accepted(tmp_path: Path) -> None:
+    from orchestrator.cli import build_parser
+
+    args = build_parser().parse_args(_pairs(tmp_path, "--set", "epochs=1"))
+    assert args.epochs == 1 and args.set == ["epochs=1"]  # the check compares values
+
+
+def test_a_refused_out_is_left_as_it_was(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(_pairs(tmp_path)) == 2
+    assert "already holds files (notes.txt" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # no .lock left behind
+
+
+def test_grid_refuses_a_set_of_what_its_flags_set(tmp_path: Path, capsys) -> None:
+    args = ["grid", "--dataset", "digit_domains:n_target=120", "--backbones", "small_cnn",
+            "--set", "backbone=resnet18", "--out", str(tmp_path / "g")]  # fmt: skip
+    assert main(args) == 2
+    assert "--set backbone is set by the grid for each cell; use --backbones" in (
+        capsys.readouterr().err
+    )
+
+
+def test_every_flag_has_help_and_shows_its_default() -> None:
+    from orchestrator.cli import build_parser
+
+    parser = build_parser()
+    commands = {"auxsearch": parser}
+    for action in parser._subparsers._group_actions:  # type: ignore[union-attr]
+        for name, sub in action.choices.items():
+            commands[name] = sub
+            for inner in sub._subparsers._group_actions if sub._subparsers else []:
+                commands.update({f"{name} {n}": p for n, p in inner.choices.items()})
+    for name, command in commands.items():
+        formatter = command._get_formatter()
+        for flag in command._actions:
+            if not flag.option_strings or flag.dest == "help":
+                continue
+            assert flag.help, f"auxsearch {name} {flag.option_strings[0]} has no help"
+            if flag.default not in (None, False, [], argparse.SUPPRESS):
+                shown = formatter._get_help_string(flag)  # type: ignore[attr-defined]
+                assert "default" in shown, f"auxsearch {name} {flag.option_strings[0]}"
+
+
+def test_dashboard_on_an_address_this_machine_lacks(tmp_path: Path, capsys) -> None:
+    import optuna
+
+    optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}", study_name="s")
+    assert main(["dashboard", str(tmp_path), "--host", "192.0.2.1"]) == 2  # TEST-NET-1
+    assert "--host 192.0.2.1 is not an address of this machine" in capsys.readouterr().err
+
+
+def test_dashboard_off_loopback_warns_that_it_is_open(tmp_path: Path) -> None:
+    import socket
+
+    import optuna
+
+    optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}", study_name="s")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).with_name("auxsearch")
+    cmd = [str(exe), "dashboard", str(tmp_path), "--host", "0.0.0.0", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stderr.readline() if proc.stderr else ""
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert first.startswith("warning: optuna-dashboard on 0.0.0.0 has no authentication")

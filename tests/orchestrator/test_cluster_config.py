@@ -1,10 +1,18 @@
 """cluster.yaml (AWS) and cluster.local.yaml (machines you have) pass Ray's own
-config preparation and schema validation, and say what they promise."""
+config preparation and schema validation, and say what they promise: among it, a
+control plane closed to whoever lacks the cluster's token (the dashboard's job API
+runs any code it is sent)."""
 
 from __future__ import annotations
 
 import copy
+import os
 import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
@@ -13,6 +21,9 @@ import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
 FILES = ("cluster.yaml", "cluster.local.yaml")
+REPO = Path(__file__).resolve().parents[2]
+# where every node finds the token: the remote side of its file mount
+TOKEN_MOUNT = "~/.ray/auth_token"
 
 
 def _load(name: str) -> dict:
@@ -90,3 +101,107 @@ def test_local_cluster_runs_every_listed_machine() -> None:
     prepared = prepare_config(copy.deepcopy(config))
     (node_type,) = prepared["available_node_types"].values()
     assert node_type["min_workers"] == node_type["max_workers"] == n
+
+
+def _strings(node: object) -> Iterator[str]:
+    """Every string in a parsed config (the commands wherever they sit)."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+
+
+def _ray_starts(name: str) -> list[str]:
+    """The command lines that start Ray, after Ray's own preparation (its defaults too)."""
+    return [c for c in _strings(prepare_config(copy.deepcopy(_load(name)))) if "ray start" in c]
+
+
+def ray_start_env(command: str) -> dict[str, str] | None:
+    """The variables a shell command line sets for the `ray start` it runs (assigned in
+    front of it, or exported earlier on the line); None when it runs no `ray start`.
+    Each line runs in a shell of its own, so nothing carries over from another line."""
+    exported: dict[str, str] = {}
+    for part in re.split(r";|&&|\|\|?", command):
+        words = shlex.split(part)
+        if words[:1] == ["export"]:
+            exported.update(w.partition("=")[::2] for w in words[1:] if "=" in w)
+            continue
+        assigned = dict(exported)
+        while words and re.fullmatch(r"[A-Za-z_]\w*=.*", words[0]):
+            key, value = words.pop(0).split("=", 1)
+            assigned[key] = value
+        if words[:2] == ["ray", "start"]:
+            return assigned
+    return None
+
+
+def test_the_environment_check_reads_assignments_and_exports() -> None:
+    assert ray_start_env("ray stop") is None
+    assert ray_start_env("ulimit -n 65536; ray start --head") == {}
+    assert ray_start_env("export A=1 B=2 && C=3 ray start --address=x:6379") == {
+        "A": "1", "B": "2", "C": "3"
+    }  # fmt: skip
+    assert ray_start_env("A=1 true; ray start --head") == {}  # A was for `true` only
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_nothing_listens_on_every_interface(name: str) -> None:
+    """The dashboard (and its job API) on the head's loopback, reached through
+    `ray dashboard <config>`'s SSH tunnel, never on 0.0.0.0."""
+    assert "0.0.0.0" not in Path(name).read_text()
+    (head,) = [c for c in _ray_starts(name) if "--head" in shlex.split(c.replace(";", " "))]
+    assert "--dashboard-host=127.0.0.1" in shlex.split(head.replace(";", " "))
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_every_ray_start_runs_with_token_auth(name: str) -> None:
+    """Head and workers alike: RAY_AUTH_MODE=token, and the token read from the file
+    the config mounts on every node (a node without it is refused by the head)."""
+    starts = _ray_starts(name)
+    assert len(starts) == 2  # the head's and the workers'
+    mounts = _load(name)["file_mounts"]
+    for command in starts:
+        env = ray_start_env(command)
+        assert env is not None and env.get("RAY_AUTH_MODE") == "token", command
+        path = re.sub(r"^(\$HOME|\$\{HOME\})/", "~/", env.get("RAY_AUTH_TOKEN_PATH", ""))
+        assert path == TOKEN_MOUNT and TOKEN_MOUNT in mounts, command
+        assert "RAY_AUTH_TOKEN" not in env, "the token itself belongs in the mounted file"
+
+
+def test_the_mounted_token_is_the_one_ray_get_auth_token_makes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ray get-auth-token --generate` (as the README says) writes the file both
+    configs mount, under the user's home: outside the repository, never committed."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    made = subprocess.run(
+        [str(Path(sys.executable).parent / "ray"), "get-auth-token", "--generate"],
+        env={**env, "HOME": str(home)}, capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    monkeypatch.setenv("HOME", str(home))
+    for name in FILES:
+        source = _load(name)["file_mounts"][TOKEN_MOUNT]
+        assert source.startswith("~/"), f"{name}: the token comes from the user's home"
+        assert Path(os.path.expanduser(source)).read_text() == made.stdout != ""
+
+
+def test_no_token_is_in_the_repository() -> None:
+    for name in FILES:
+        text = Path(name).read_text()
+        assert "RAY_AUTH_TOKEN=" not in text, name  # a token on a command line
+        assert not re.search(r"\b[0-9a-f]{64}\b", text), name  # a token's shape
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    assert [f for f in tracked if Path(f).name == "auth_token"] == []
+    # a token file copied into the checkout (RAY_AUTH_TOKEN_PATH=auth_token) stays out of git
+    for path in ("auth_token", ".ray/auth_token"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=REPO)
+        assert ignored.returncode == 0, f"{path} is not in .gitignore"

@@ -19,6 +19,7 @@ from orchestrator.protocols import load_grid_protocol
 from orchestrator.results import outcome_rows
 
 SMALL = {"epochs": 1, "batch_size": 32}
+T0 = "2026-01-01T00:00:00+00:00"  # a finish time
 
 
 def _grid(data: Dataset, **kw: object):
@@ -110,7 +111,7 @@ def test_matrix_and_table_from_results(tiny_digits: Dataset) -> None:
         }
         metrics |= {"val/acc/digit": 0.9, "epoch/digit": 1.0}
         rows += outcome_rows(
-            Outcome(cell, "ok", metrics, 1.0, "t"), search="grid", dataset="digit_domains"
+            Outcome(cell, "ok", metrics, 1.0, T0), search="grid", dataset="digit_domains"
         )
     ids = {c.id for c in grid_cells(settings)}
     acc = cross_accuracies(rows, settings, ids)
@@ -129,7 +130,7 @@ def test_failed_cells_leave_holes_not_numbers(tiny_digits: Dataset) -> None:
     settings = _grid(tiny_digits, methods=["goal1"])
     (cell,) = grid_cells(settings)
     rows = outcome_rows(
-        Outcome(cell, "failed", {}, 1.0, "t", error="boom"), search="grid", dataset="d"
+        Outcome(cell, "failed", {}, 1.0, T0, error="boom"), search="grid", dataset="d"
     )
     matrix = grid_matrix(cross_accuracies(rows, settings, {cell.id}), settings)
     assert matrix.iloc[0]["plain"] is None

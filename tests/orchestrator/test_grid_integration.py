@@ -82,6 +82,14 @@ def test_grid_end_to_end(
     assert "6 cell(s), 6 already recorded, 0 to train" in capsys.readouterr().out
     assert (out / "results.parquet").read_bytes() == before
 
+    # results show reads a grid's folder back: one row per method x backbone x train
+    assert main(["results", "show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    first = matrix.to_pylist()[0]
+    test = next(t for t in ("plain", "coloured", "blended") if first[t] is not None)
+    assert "Grid: test accuracy" in shown and f"{first[test] * 100:.2f}" in shown
+    assert sum(line.startswith(("goal1", "mtl", "purified")) for line in shown.splitlines()) == 6
+
 
 def test_grid_on_a_users_npz(ray_local: None, tmp_path: Path, tiny_digits, capsys) -> None:
     """A multi-domain .npz (domain column) with no grid defaults: roles given as flags."""

@@ -1,13 +1,16 @@
 """A real two-node Ray cluster on this machine: a head and a second node started as
-separate `ray start --block` processes on 127.0.0.1, pair searches submitted as Ray
-jobs. Their trials spread over both nodes; killing the node that runs a trial loses
-no cell. The tests stop the processes they started by their pids (never `ray stop`)."""
+separate `ray start --block` processes on 127.0.0.1, with token authentication on as
+cluster.yaml runs it, pair searches submitted as Ray jobs. Their trials spread over
+both nodes; killing the node that runs a trial loses no cell; a client or a node
+without the token is refused. The tests stop the processes they started by their
+pids (never `ray stop`)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -15,10 +18,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -52,6 +57,9 @@ def _wait(what: str, check: Callable[[], bool], timeout: float = 90.0) -> None:
         try:
             if check():
                 return
+        except urllib.error.HTTPError as e:
+            if e.code in (401, 403):  # a refused token does not get better by waiting
+                raise
         except OSError:
             pass
         if time.monotonic() > deadline:
@@ -59,9 +67,27 @@ def _wait(what: str, check: Callable[[], bool], timeout: float = 90.0) -> None:
         time.sleep(0.5)
 
 
-def _get(url: str) -> list[dict]:
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return list(json.load(r)["data"]["result"]["result"])
+def _get_json(url: str, token: str | None) -> Any:
+    """GET from the dashboard, with the token as Ray's HTTP clients send it (None: without)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as r:
+        return json.load(r)
+
+
+def _get(url: str, token: str | None) -> list[dict]:
+    """The rows of a state API listing (/api/v0/...)."""
+    return list(_get_json(url, token)["data"]["result"]["result"])
+
+
+def _generate_token(home: Path) -> Path:
+    """A cluster token made as the README makes it (`ray get-auth-token --generate`),
+    written under `home` instead of the user's own ~/.ray."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    subprocess.run(
+        [str(BIN / "ray"), "get-auth-token", "--generate"],
+        env={**env, "HOME": str(home)}, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    return home / ".ray" / "auth_token"
 
 
 def _descendants(pid: int) -> list[int]:
@@ -101,14 +127,18 @@ def _pids_running(text: str) -> list[int]:
 class Cluster:
     gcs: str
     dashboard: str
-    env: dict[str, str]
+    env: dict[str, str]  # what a client with the token runs under
+    token: str
     second: subprocess.Popen[bytes]  # the second node's `ray start --block`
 
     def nodes(self) -> list[dict]:
-        return _get(f"{self.dashboard}/api/v0/nodes?limit=100")
+        return _get(f"{self.dashboard}/api/v0/nodes?limit=100", self.token)
+
+    def jobs(self) -> list[dict]:
+        return list(_get_json(f"{self.dashboard}/api/jobs/", self.token))
 
     def trial_actors(self) -> list[dict]:
-        actors = _get(f"{self.dashboard}/api/v0/actors?detail=1&limit=1000")
+        actors = _get(f"{self.dashboard}/api/v0/actors?detail=1&limit=1000", self.token)
         # Ray names the class `ImplicitFunc` or, by its qualified name,
         # `wrap_function.<locals>.ImplicitFunc`: both have been seen from this Ray
         return [a for a in actors if a["class_name"].split(".")[-1] == "ImplicitFunc"]
@@ -117,9 +147,16 @@ class Cluster:
 @pytest.fixture
 def two_nodes(tmp_path: Path) -> Iterator[Cluster]:
     gcs, dash, client, agent1, agent2 = _free_ports(5)
-    # loopback only: no auth token to share between the two nodes
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("RAY_ADDRESS", None)
+    # token authentication as cluster.yaml sets it on every node: both `ray start`
+    # processes, and every client below (job submission, the dashboard's REST API,
+    # the job's driver, which inherits the node's environment) run with the token
+    token_file = _generate_token(tmp_path / "home")
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN")},
+        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }  # fmt: skip
+    token = token_file.read_text().strip()
     # Ray's files (and the ray_current_cluster pointer `ray start` writes) in a
     # directory of this test's own, short enough for Ray's socket paths
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
@@ -148,14 +185,15 @@ def two_nodes(tmp_path: Path) -> Iterator[Cluster]:
             )
 
     def alive() -> int:
-        return sum(n["state"] == "ALIVE" for n in _get(f"{dashboard}/api/v0/nodes?limit=100"))
+        nodes = _get(f"{dashboard}/api/v0/nodes?limit=100", token)
+        return sum(n["state"] == "ALIVE" for n in nodes)
 
     try:
         start("head", head_args)
         _wait("the head", lambda: alive() == 1)
         start("second", second_args)
         _wait("the second node", lambda: alive() == 2)
-        yield Cluster(f"127.0.0.1:{gcs}", dashboard, env, started[1])
+        yield Cluster(f"127.0.0.1:{gcs}", dashboard, env, token, started[1])
     finally:
         for process in reversed(started):  # the second node, then the head
             process.terminate()
@@ -208,6 +246,70 @@ def test_a_pair_search_submitted_as_a_job_runs_on_both_nodes(
     assert "succeeded" in job.stdout + job.stderr
     _check_complete(out)
     assert len({a["node_id"] for a in two_nodes.trial_actors()}) == 2
+
+
+def test_without_the_token_no_job_runs_and_no_node_joins(
+    two_nodes: Cluster, tmp_path: Path
+) -> None:
+    """Whoever reaches the dashboard or the GCS port without the cluster's token is
+    refused before anything runs: a job submitted with no token (401) or another token
+    (403) trains nothing, the state API answers the same, and a node does not join.
+    The same submission from a client set up as the README says (RAY_AUTH_MODE=token,
+    the token in ~/.ray/auth_token) is accepted and completes."""
+    nobody = tmp_path / "nobody"  # a home without ~/.ray/auth_token for Ray to find
+    nobody.mkdir()
+    stranger = {k: v for k, v in two_nodes.env.items() if not k.startswith("RAY_AUTH")}
+    stranger["HOME"] = str(nobody)
+    another = {**stranger, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    refusals = [  # (the client's environment, the dashboard's answer)
+        (stranger, "Unauthorized: Missing authentication token"),  # knows nothing of tokens
+        (another, "Forbidden: Invalid authentication token"),  # another cluster's token
+    ]
+    search = ("--dataset", "shapes:n=150,image_size=16", "--epochs", "1")
+    for i, (env, refusal) in enumerate(refusals):
+        out = tmp_path / f"refused{i}"
+        job = subprocess.run(
+            _submit(two_nodes, out, *search), env=env, capture_output=True, text=True, timeout=120
+        )
+        assert job.returncode != 0, job.stdout[-2000:]
+        assert refusal in job.stderr, job.stderr[-2000:]
+        assert not out.exists()
+    for token, code in ((None, 401), (secrets.token_hex(32), 403)):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _get(f"{two_nodes.dashboard}/api/v0/nodes?limit=100", token)
+        assert refused.value.code == code
+    assert two_nodes.jobs() == []  # the refused submissions left no job behind
+
+    # a third node without the token: the GCS refuses it, `ray start` gives up
+    (agent,) = _free_ports(1)
+    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    rogue = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--block", f"--address={two_nodes.gcs}",
+         "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats",
+         f"--temp-dir={temp_dir}", f"--dashboard-agent-listen-port={agent}"],
+        env=stranger, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        output, _ = rogue.communicate(timeout=180)
+    finally:
+        if rogue.poll() is None:  # it joined after all: stop it before failing
+            rogue.terminate()
+            rogue.communicate(timeout=60)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert rogue.returncode != 0 and "InvalidAuthToken" in output, output[-2000:]
+    assert [n["state"] for n in two_nodes.nodes()] == ["ALIVE", "ALIVE"]
+
+    user = tmp_path / "user"  # the user's machine: the token where Ray looks by default
+    (user / ".ray").mkdir(parents=True)
+    (user / ".ray" / "auth_token").write_text(two_nodes.token)
+    readme = {**stranger, "HOME": str(user), "RAY_AUTH_MODE": "token"}
+    out = tmp_path / "accepted"
+    job = subprocess.run(
+        _submit(two_nodes, out, *search), env=readme, capture_output=True, text=True, timeout=600
+    )
+    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-2000:]
+    _check_complete(out)
+    assert [j["status"] for j in two_nodes.jobs()] == ["SUCCEEDED"]
 
 
 def test_killing_the_node_running_a_trial_loses_no_cell(two_nodes: Cluster, tmp_path: Path) -> None:

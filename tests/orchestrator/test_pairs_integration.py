@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +45,10 @@ def _tables(out: Path):
     matrix = pq.read_table(out / "pair_matrix.parquet")
     summary = pq.read_table(out / "aal_summary.parquet").to_pylist()
     return results, matrix, summary
+
+
+def _tables_results(out: Path) -> list[dict]:
+    return pq.read_table(out / "results.parquet").to_pylist()
 
 
 def _val_acc(results, stage: str, main: str, aux: str | None) -> list[float]:
@@ -143,6 +149,24 @@ def test_pairs_end_to_end_resume_and_extend(
     assert "trained 0 cell(s) (resumed)" in capsys.readouterr().out
     assert (out / "results.parquet").read_bytes() == before
 
+    # A results.parquet cut short is kept aside and rebuilt from Ray's trial records:
+    # the rerun trains nothing and every row comes back as it was.
+    (out / "results.parquet").write_bytes(before[: len(before) // 2])
+    assert main([*BASE, "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "could not be read" in captured.err and f"rebuilt {len(trials)} cell(s)" in captured.err
+    assert "trained 0 cell(s) (resumed)" in captured.out
+    (aside,) = out.glob("results.parquet.damaged-*")
+    assert aside.read_bytes() == before[: len(before) // 2]
+
+    def comparable(rows: list[dict]) -> list[tuple]:
+        # the finish time is Ray's report time now, the driver's record time before
+        return sorted(tuple(sorted((k, str(v)) for k, v in r.items() if k != "finished_at"))
+                      for r in rows)  # fmt: skip
+
+    assert comparable(_tables(out)[0]) == comparable(results)
+    before = (out / "results.parquet").read_bytes()
+
     # A second seed extends the same search: only seed-1 cells are trained.
     assert main([*BASE, "--seeds", "2", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -160,10 +184,23 @@ def test_pairs_end_to_end_resume_and_extend(
     assert "holds a different search (train.epochs: 2 there, 3 here)" in capsys.readouterr().err
     assert (out / "results.parquet").read_bytes() == after
 
-    # results show prints the tables back
+    # results show prints the tables back, also into a pipe its reader closes early
     assert main(["results", "show", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "Pair matrix" in shown and "±" in shown and "adv-sin" in shown
+    exe = str(Path(sys.executable).with_name("auxsearch"))
+    piped = subprocess.run(
+        f"'{exe}' results show '{out}' | head -1", shell=True, capture_output=True, text=True
+    )
+    assert piped.stdout.startswith("Pair matrix") and "Traceback" not in piped.stderr
+
+    # before stage 2 writes the matrix, results show reads results.parquet as it stands
+    (out / "pair_matrix.parquet").unlink()
+    assert main(["results", "show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "still running" in shown and "pair 6" in shown and "single 6" in shown
+    red_alone = statistics.mean(_val_acc(_tables_results(out), "single", "red", None))
+    assert f"{red_alone * 100:.2f}" in shown
 
 
 def test_pairs_on_a_users_npz(ray_local: None, tmp_path: Path, capsys) -> None:
@@ -225,9 +262,11 @@ def test_failures_are_retried_recorded_and_then_retrainable(tmp_path: Path) -> N
     }
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 3, proc.stderr  # finished, with failed cells
     assert "FAILED pair" in proc.stdout and "after 2 attempt(s)" in proc.stdout
     assert "Traceback" not in proc.stdout
+    assert "stage 2 works from a partial matrix: 2 of 6 stage-1 cell(s) failed" in proc.stdout
+    assert "2 cell(s) failed" in proc.stdout and "--retry-failed" in proc.stdout
 
     results, matrix, summary = _tables(out)
     failed = {r["trial_id"]: r for r in results if r["status"] == "failed"}
@@ -241,6 +280,11 @@ def test_failures_are_retried_recorded_and_then_retrainable(tmp_path: Path) -> N
     notes = {row["attribute"]: row["note"] for row in summary}
     assert notes["left"] == "single-task run failed"
 
+    # A rerun without --retry-failed trains nothing and says again what failed.
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 3, proc.stderr
+    assert "trained 0 cell(s) (resumed)" in proc.stdout and "2 cell(s) failed" in proc.stdout
+
     # Without the fault and with --retry-failed, only the two failed cells train again.
     env.pop(fault_hook.FAULT_ENV)
     proc = subprocess.run(
@@ -251,3 +295,55 @@ def test_failures_are_retried_recorded_and_then_retrainable(tmp_path: Path) -> N
     results, matrix, _ = _tables(out)
     assert all(r["status"] == "ok" for r in results)
     assert None not in [v for row in matrix.to_pylist() for v in row.values()]
+
+
+def test_sigterm_stops_a_search_as_ctrl_c_does(tmp_path: Path) -> None:
+    """What schedulers and `ray job stop` send: a clean stop (exit 130, the
+    unfinished cells named, no Ray abort dump), and a rerun finishes the rest."""
+    out = tmp_path / "term"
+    exe = str(Path(sys.executable).with_name("auxsearch"))
+    cmd = [exe, *BASE, "--dataset", "shapes:n=600,image_size=24", "--epochs", "3",
+           "--max-concurrent", "1", "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "AUXSEARCH_PROGRESS": "plain"}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "[stage 1 1/6]" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "rerun the same command to resume" in err
+    assert "Traceback" not in err and "SIGABRT" not in err and "*** " not in err
+    recorded = {r["trial_id"] for r in _tables_results(out)}
+    assert 1 <= len(recorded) < 6
+
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"6 cell(s), {len(recorded)} already recorded, {6 - len(recorded)} to train" in (
+        again.stdout
+    )
+
+
+def test_an_out_that_becomes_unwritable_ends_in_one_sentence(tmp_path: Path) -> None:
+    out = tmp_path / "blocked"
+    exe = str(Path(sys.executable).with_name("auxsearch"))
+    env = {
+        **os.environ,
+        "AUXSEARCH_PROGRESS": "plain",
+        "AUXSEARCH_TRIAL_HOOK": fault_hook.HOOK,
+        fault_hook.FAULT_ENV: "single:large:*=block",
+        fault_hook.BLOCK_ENV: str(out / "results.parquet"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    env.pop("RAY_ADDRESS", None)
+    cmd = [exe, *BASE, "--max-concurrent", "1", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert (
+        lines[-1].startswith("auxsearch pairs: error: cannot write")
+        and "Is a directory" in lines[-1]
+    )
+    assert "Traceback" not in proc.stderr and len(lines) < 5, proc.stderr

@@ -11,6 +11,7 @@ from orchestrator.errors import OutputError
 from orchestrator.results import RESULTS_FILE, RESULTS_SCHEMA, ResultsLog, outcome_rows
 from orchestrator.storage import OutputDir
 
+T0 = "2026-01-01T00:00:00+00:00"  # a finish time
 PAIR = Cell("pair:a+b:seed=0", "pair", "mtl", {"backbone": "small_cnn", "epochs": 3}, 0, ("a", "b"))
 
 
@@ -50,7 +51,7 @@ def test_adversary_rows_name_the_adversary() -> None:
         "ok",
         {"val/acc/a": 0.9, "val/adv_acc/b": 0.3, "epoch/a": 1.0, "epoch/b": 1.0},
         1.0,
-        "t",
+        T0,
     )
     rows = {r["metric"]: r for r in outcome_rows(out, search="pairs", dataset="d")}
     assert (rows["acc"]["main_task"], rows["acc"]["aux_task"]) == ("a", "b")
@@ -58,7 +59,7 @@ def test_adversary_rows_name_the_adversary() -> None:
 
 
 def test_failed_cell_is_one_error_row_without_a_value() -> None:
-    out = Outcome(PAIR, "failed", {}, 0.1, "t", error="RuntimeError: boom")
+    out = Outcome(PAIR, "failed", {}, 0.1, T0, error="RuntimeError: boom")
     (row,) = outcome_rows(out, search="pairs", dataset="d")
     assert row["status"] == "failed" and row["metric"] == "error" and row["value"] is None
     assert row["error"] == "RuntimeError: boom"
@@ -70,7 +71,7 @@ def test_log_roundtrip_schema_and_resume(tmp_path: Path) -> None:
     log.record(_ok())
     table = pq.read_table(tmp_path / RESULTS_FILE)
     assert table.schema.equals(RESULTS_SCHEMA, check_metadata=False)
-    assert table.schema.metadata[b"auxsearch.schema"] == b"results/1"
+    assert table.schema.metadata[b"auxsearch.schema"] == b"results/2"
     again = ResultsLog(out, search="pairs", dataset="d")
     assert again.finished() == {PAIR.id: "ok"}
     assert len(again.rows) == len(log.rows)
@@ -99,3 +100,39 @@ def test_a_file_in_the_way_is_one_sentence(tmp_path: Path) -> None:
     (tmp_path / "sub").write_text("a file where a directory is needed")
     with pytest.raises(OutputError, match="cannot write .*sub/results.parquet"):
         OutputDir(str(tmp_path)).write_bytes("sub/results.parquet", b"x")
+
+
+def test_a_results_1_file_is_read_and_its_finish_times_become_timestamps(tmp_path: Path) -> None:
+    """Files of the first schema held finished_at as ISO text; a resume rewrites them."""
+    import datetime
+
+    import pyarrow as pa
+
+    old_schema = pa.schema(
+        [(f.name, pa.string()) if f.name == "finished_at" else f for f in RESULTS_SCHEMA],
+        metadata={"auxsearch.schema": "results/1"},
+    )
+    rows = outcome_rows(_ok(), search="pairs", dataset="d")
+    rows = [{**r, "finished_at": T0} for r in rows]
+    pq.write_table(pa.Table.from_pylist(rows, schema=old_schema), tmp_path / RESULTS_FILE)
+    log = ResultsLog(OutputDir(str(tmp_path)), search="pairs", dataset="d")
+    log.record(Outcome(PAIR, "failed", {}, 0.1, T0, error="x"))  # rewrites the file
+    table = pq.read_table(tmp_path / RESULTS_FILE)
+    assert table.schema.field("finished_at").type == pa.timestamp("ms", tz="UTC")
+    assert table.schema.field("epoch").type == pa.int64()
+    when = table.column("finished_at")[0].as_py()
+    assert when == datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def test_an_unreadable_results_file_is_kept_aside_not_lost(tmp_path: Path, capsys) -> None:
+    out = OutputDir(str(tmp_path))
+    ResultsLog(out, search="pairs", dataset="d").record(_ok())
+    damaged = (tmp_path / RESULTS_FILE).read_bytes()[:40]
+    (tmp_path / RESULTS_FILE).write_bytes(damaged)
+    log = ResultsLog(out, search="pairs", dataset="d")  # no Ray records here: nothing rebuilt
+    assert log.rows == []
+    (aside,) = tmp_path.glob(f"{RESULTS_FILE}.damaged-*")
+    assert aside.read_bytes() == damaged
+    err = capsys.readouterr().err.strip()
+    assert "could not be read" in err and "rebuilt 0 cell(s)" in err and len(err.splitlines()) == 1
+    assert pq.read_table(tmp_path / RESULTS_FILE).num_rows == 0  # readable again

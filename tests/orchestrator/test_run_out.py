@@ -75,7 +75,7 @@ def test_run_writes_alpha_of_a_users_noisy_npz(tmp_path: Path) -> None:
     assert curve["effective_noise"].iloc[-1] == pytest.approx(noisy.mean())
     assert (out / "alpha_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     history = pd.read_parquet(out / "history.parquet")
-    assert list(history["epoch"]) == [1.0, 2.0, 3.0]
+    assert list(history["epoch"]) == [1, 2, 3] and history["epoch"].dtype == "int64"
     assert "train/alpha_noisy" in history
     final = json.loads((out / "final.json").read_text())
     assert 0.0 <= final["test/acc/y"] <= 1.0
