@@ -48,6 +48,8 @@ lint: $(INSTALL_STAMP)
 
 bench: $(INSTALL_STAMP)
 	$(PY) benchmarks/pairs_overhead.py
+	$(PY) benchmarks/cpu_step.py
+	$(PY) benchmarks/adaptive_seeds.py
 	$(PY) benchmarks/kernels_device.py
 	$(PY) benchmarks/sweep_asha.py
 	$(PY) benchmarks/soseleto_step.py

@@ -2,11 +2,14 @@
 side by side in one run (run by `make bench`).
 
 1. floor: a plain in-process loop over the same trainings, one after another,
-   torch using every core; no Ray at all.
-2. naive Ray Tune: one trial per training, no actor reuse, and each trial
-   builds the dataset itself (what a first Ray Tune script usually does).
-3. auxsearch pairs: the real command (dataset in the object store once, actors
-   reused, results recorded after every cell).
+   torch using every core, eager NCHW (`memory_format=contiguous`); no Ray.
+2. the same loop in the channels_last layout, auxsearch's CPU default: what the
+   layout alone is worth.
+3. naive Ray Tune: one trial per training, no actor reuse, and each trial
+   builds the dataset itself (what a first Ray Tune script usually does), NCHW.
+4. auxsearch pairs: the real command with its defaults (dataset in the object
+   store once, actors reused, channels_last on CPU, results recorded after
+   every cell).
 
 All three train exactly the same cells: the stage-1 cells of the demo plus the
 stage-3 cells that `auxsearch pairs` planned from them. Ray's start and
@@ -33,12 +36,13 @@ from orchestrator.pairs_plan import resolve_settings, stage1_cells, stage3_cells
 from orchestrator.ray_session import ray_session
 
 
-def floor(cells: list, dataset) -> float:
+def floor(cells: list, dataset, memory_format: str = "contiguous") -> float:
     start = time.perf_counter()
     for c in cells:
         spec = get_method(c.method)
         ctx = RunContext(seed=c.seed, report=MetricsCollector(), num_threads=os.cpu_count() or 1)
-        spec.train(spec.make_config(c.params), dataset, ctx)
+        config = spec.make_config({**c.params, "memory_format": memory_format})
+        spec.train(config, dataset, ctx)
     return time.perf_counter() - start
 
 
@@ -51,7 +55,8 @@ def naive_trainable(config: dict) -> None:
     ctx = RunContext(
         seed=cell["seed"], num_threads=1, report=lambda m, epoch: tune.report({**m, "epoch": epoch})
     )
-    spec.train(spec.make_config(cell["params"]), dataset, ctx)
+    config = spec.make_config({**cell["params"], "memory_format": "contiguous"})
+    spec.train(config, dataset, ctx)
 
 
 def naive_ray(cells: list, storage: str) -> float:
@@ -83,6 +88,7 @@ def main() -> None:
         t_pairs = time.perf_counter() - start
         cells = stage1_cells(settings) + stage3_cells(settings, result.partners)
         t_floor = floor(cells, dataset)
+        t_layout = floor(cells, dataset, "channels_last")
         t_naive = naive_ray(cells, f"{tmp}/naive")
 
     print(
@@ -92,9 +98,10 @@ def main() -> None:
     )
     print(f"{'way':<34}{'wall s':>9}{'÷ floor':>10}")
     for name, t in (
-        ("floor: in-process loop", t_floor),
-        ("naive Ray Tune (no reuse)", t_naive),
-        ("auxsearch pairs", t_pairs),
+        ("floor: in-process loop, NCHW", t_floor),
+        ("in-process loop, channels_last", t_layout),
+        ("naive Ray Tune (no reuse), NCHW", t_naive),
+        ("auxsearch pairs (defaults)", t_pairs),
     ):
         print(f"{name:<34}{t:>9.1f}{t / t_floor:>10.2f}")
     print(f"auxsearch pairs ÷ naive Ray Tune: {t_pairs / t_naive:.2f}")

@@ -85,6 +85,15 @@ def _seed(text: str) -> int:
     return v
 
 
+def _seeds_or_auto(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is neither a whole number nor auto") from None
+
+
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument(
@@ -180,10 +189,17 @@ def _add_pairs_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--seeds",
-        type=int,
+        type=_seeds_or_auto,
         default=1,
-        metavar="K",
-        help="seeds per cell; with K ≥ 2 cells hold mean and std",
+        metavar="K|auto",
+        help="seeds per cell; with K ≥ 2 cells hold mean and std; auto: from --min-seeds,"
+        " more seeds only for the cells an undecided row depends on, up to --max-seeds",
+    )
+    g.add_argument(
+        "--min-seeds", type=int, metavar="K", help="--seeds auto: seeds every cell gets (default 2)"
+    )
+    g.add_argument(
+        "--max-seeds", type=int, metavar="K", help="--seeds auto: the most a cell gets (default 5)"
     )
     g.add_argument("--seed", type=_seed, default=0, help="first seed (default 0)")
     g.add_argument(
@@ -507,6 +523,8 @@ def _pairs(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         require_significant=args.require_significant,
         null_control=args.null_control,
+        min_seeds=args.min_seeds,
+        max_seeds=args.max_seeds,
     )
     result = run_pairs(
         dataset,

@@ -19,6 +19,7 @@ import pandas as pd
 from methods.data import Dataset
 
 from . import manifest
+from .adaptive_seeds import CellKey, RowState, assess, next_round
 from .cells import Cell, Outcome
 from .pair_analysis import (
     Partner,
@@ -28,7 +29,15 @@ from .pair_analysis import (
     pair_values,
     summary_table,
 )
-from .pairs_plan import PairsSettings, seed_values, stage1_cells, stage3_cells
+from .pairs_plan import (
+    PairsSettings,
+    seed_values,
+    stage1_cells,
+    stage1_cells_for,
+    stage1_id,
+    stage1_keys,
+    stage3_cells,
+)
 from .plots import heatmap_png
 from .results import RESULTS_FILE, ResultsLog
 from .runner import Resources
@@ -43,9 +52,11 @@ from .study import (
     storage_url,
 )
 from .tables import (
+    ADAPTIVE_FILE,
     HEATMAP_FILE,
     PAIR_MATRIX_FILE,
     SUMMARY_FILE,
+    adaptive_table,
     pair_matrix_table,
     summary_arrow,
     write_parquet,
@@ -64,6 +75,7 @@ class PairsResult:
     trained: int = 0
     failed: list[str] = field(default_factory=list)
     resumed: bool = False
+    rows: dict[str, RowState] | None = None  # `--seeds auto`: each row's decision
 
     def files(self) -> list[str]:
         names = [
@@ -71,6 +83,7 @@ class PairsResult:
             PAIR_MATRIX_FILE,
             SUMMARY_FILE,
             HEATMAP_FILE,
+            ADAPTIVE_FILE,
             manifest.MANIFEST,
             STORAGE_FILE,
         ]
@@ -194,9 +207,13 @@ def _run_stages(
     lambda_study: LambdaStudy,
     echo: Echo,
 ) -> PairsResult:
-    stage1 = stage1_cells(settings)
     describe = _describer(settings.protocol.sweep)
-    stages.run("stage 1: single-task and pair runs", stage1, describe=describe)
+    rows: dict[str, RowState] | None = None
+    if settings.adaptive is None:
+        stage1 = stage1_cells(settings)
+        stages.run("stage 1: single-task and pair runs", stage1, describe=describe)
+    else:
+        stage1, rows = _adaptive_stage1(settings, log, stages, describe, echo)
     ids1 = {c.id for c in stage1}
     failed1 = [c.id for c in stage1 if c.id in stages.failed]
     if failed1:
@@ -242,6 +259,7 @@ def _run_stages(
     ids3 = {c.id for c in stage3}
     mean = matrix(val, settings.attributes)
     std = matrix(val, settings.attributes, "std") if settings.seeds > 1 else None
+    counts = matrix(val, settings.attributes, "count") if rows is not None else None
     summary = summary_table(
         settings.attributes,
         partners,
@@ -252,7 +270,54 @@ def _run_stages(
         null_val,
         null_test,
     )
-    write_parquet(out, PAIR_MATRIX_FILE, pair_matrix_table(mean, std, settings.seeds))
+    auto = settings.adaptive
+    seeds_meta = f"auto:{auto.min_seeds}-{auto.max_seeds}" if auto else settings.seeds
+    write_parquet(out, PAIR_MATRIX_FILE, pair_matrix_table(mean, std, seeds_meta, counts))
     write_parquet(out, SUMMARY_FILE, summary_arrow(summary))
+    if rows is not None:
+        write_parquet(out, ADAPTIVE_FILE, adaptive_table(rows))
     out.write_bytes(HEATMAP_FILE, heatmap_png(mean, {a: p.partners for a, p in partners.items()}))
-    return PairsResult(out, mean, std, partners, summary, stages.trained, stages.failed)
+    return PairsResult(out, mean, std, partners, summary, stages.trained, stages.failed, rows=rows)
+
+
+def _adaptive_stage1(
+    settings: PairsSettings,
+    log: ResultsLog,
+    stages: StageRunner,
+    describe: Callable[[Outcome], str],
+    echo: Echo,
+) -> tuple[list[Cell], dict[str, RowState]]:
+    """Stage 1 in rounds (`--seeds auto`): every cell at the minimum, then one more
+    seed per round for the cells an open row depends on (adaptive_seeds.py). A rerun
+    starts from the seeds already recorded, so a killed driver loses no round."""
+    cfg = settings.adaptive
+    assert cfg is not None
+    done = log.finished()
+    seeds: dict[CellKey, int] = {}
+    for key in stage1_keys(settings):
+        have = 0  # seeds already recorded, counted from the first
+        while have < cfg.max_seeds and stage1_id(key, settings.seed + have) in done:
+            have += 1
+        seeds[key] = max(cfg.min_seeds, have)
+    round_no = 1
+    while True:
+        cells = stage1_cells_for(settings, seeds)
+        stages.run(
+            f"stage 1 round {round_no}: single-task and pair runs, {min(seeds.values())}"
+            f"–{max(seeds.values())} seeds per cell",
+            cells,
+            describe=describe,
+        )
+        values = pair_values(log.rows, "val", {c.id for c in cells})
+        rows = assess(values, settings.attributes, seeds, cfg)
+        more = next_round(rows, seeds, cfg)
+        settled = sum(r.settled for r in rows.values())
+        echo(
+            f"  round {round_no}: {settled} of {len(rows)} row(s) settled;"
+            + (f" {len(more)} cell(s) get another seed" if more else " done")
+        )
+        if not more:
+            return cells, rows
+        for key in more:
+            seeds[key] += 1
+        round_no += 1

@@ -1,7 +1,8 @@
 """The trial plan of the pair search (the AAL paper's §3.3).
 
 Stage 1: M single-attribute runs and M(M−1)/2 pair runs, each repeated for K
-seeds. Stage 3: for each attribute with a negative partner, one adversarial run
+seeds (with `--seeds auto`, each cell for as many seeds as the rows it serves
+need: `adaptive_seeds.py`). Stage 3: for each attribute with a negative partner, one adversarial run
 per swept value (λ) and seed. Which methods train these, and which of their
 settings is swept, is the pair protocol's (`search_spaces/protocols/pairs.yaml`);
 each builds its config from task names with its `for_tasks` hook. Cell ids depend
@@ -20,6 +21,7 @@ from methods import get_method
 from methods.core import TrainConfig, config_to_dict, task_specs
 from methods.data import Dataset
 
+from .adaptive_seeds import AdaptiveSeeds, CellKey
 from .cells import Cell
 from .errors import ConfigError, UserInputError
 from .inputs import check_seeds
@@ -37,8 +39,9 @@ class PairsSettings:
     adversarial: dict[str, Any]  # the adversarial method's own (e.g. adversary_loss)
     lambdas: tuple[float, ...]
     protocol: PairsProtocol = field(default_factory=load_pairs_protocol)
-    seeds: int = 1
+    seeds: int = 1  # with `adaptive`: its min_seeds, the seeds of stage 3
     seed: int = 0
+    adaptive: AdaptiveSeeds | None = None  # `--seeds auto`
     adversaries: str = "worst"  # "worst": the paper's pairwise AAL; "all": every negative partner
     alpha: float = 0.05
     require_significant: bool = False
@@ -58,7 +61,12 @@ class PairsSettings:
         return {
             "attributes": list(self.attributes),
             "lambdas": list(self.lambdas),
-            "seeds": self.seeds,
+            "seeds": "auto" if self.adaptive else self.seeds,
+            **(
+                {"min_seeds": self.adaptive.min_seeds, "max_seeds": self.adaptive.max_seeds}
+                if self.adaptive
+                else {}
+            ),
             "seed": self.seed,
             "adversaries": self.adversaries,
             "alpha": self.alpha,
@@ -85,12 +93,14 @@ def resolve_settings(
     attributes: Sequence[str] | None,
     overrides: Mapping[str, Any],
     lambdas: Sequence[float] | None = None,
-    seeds: int = 1,
+    seeds: int | str = 1,
     seed: int = 0,
     adversaries: str = "worst",
     alpha: float = 0.05,
     require_significant: bool = False,
     null_control: bool = False,
+    min_seeds: int | None = None,
+    max_seeds: int | None = None,
 ) -> PairsSettings:
     """Validate a pair search completely, before anything is trained or written."""
     protocol = load_pairs_protocol()
@@ -129,6 +139,18 @@ def resolve_settings(
             raise UserInputError(f"λ={lam:g} is not allowed; λ values must be finite and ≥ 0")
     if len(set(lambdas)) != len(lambdas):
         raise UserInputError("--lambdas repeats a value")
+    adaptive = None
+    if seeds == "auto":
+        adaptive = AdaptiveSeeds(
+            min_seeds=2 if min_seeds is None else min_seeds,
+            max_seeds=5 if max_seeds is None else max_seeds,
+            alpha=alpha,
+        )
+        seeds = adaptive.min_seeds
+    elif min_seeds is not None or max_seeds is not None:
+        raise UserInputError("--min-seeds and --max-seeds go with --seeds auto")
+    if isinstance(seeds, str):
+        raise UserInputError(f"--seeds {seeds} is not allowed; use a whole number or auto")
     check_seeds(seeds)
     if adversaries not in ("worst", "all"):
         raise UserInputError(f"--adversaries {adversaries}: choose worst or all")
@@ -164,6 +186,7 @@ def resolve_settings(
         protocol=protocol,
         seeds=seeds,
         seed=seed,
+        adaptive=adaptive,
         adversaries=adversaries,
         alpha=alpha,
         require_significant=require_significant,
@@ -191,35 +214,66 @@ def seed_values(s: PairsSettings) -> list[int]:
 
 def stage1_cells(s: PairsSettings) -> list[Cell]:
     """M single-attribute and M(M−1)/2 pair runs per seed."""
-    p = s.protocol
     cells = []
     for seed in seed_values(s):
         for a in s.attributes:
-            cells.append(
-                Cell(
-                    id=f"single:{a}:seed={seed}",
-                    stage="single",
-                    method=p.single,
-                    params=_params(p.single, [a], [], s.train),
-                    seed=seed,
-                    tasks=(a,),
-                    domain=s.domain,
-                )
-            )
+            cells.append(_single(s, a, seed))
         for a, b in itertools.combinations(s.attributes, 2):
-            a, b = sorted((a, b))  # an id that does not depend on the order given
+            cells.append(_pair(s, a, b, seed))
+    return cells
+
+
+def stage1_keys(s: PairsSettings) -> list[CellKey]:
+    """The cells of the matrix, each once: ("a",) single, ("a", "b") sorted pair."""
+    singles: list[CellKey] = [(a,) for a in s.attributes]
+    return singles + [tuple(sorted(p)) for p in itertools.combinations(s.attributes, 2)]
+
+
+def stage1_cells_for(s: PairsSettings, seeds: Mapping[CellKey, int]) -> list[Cell]:
+    """Stage 1 with each cell's own number of seeds (`--seeds auto`)."""
+    cells = []
+    for key in stage1_keys(s):
+        for k in range(seeds[key]):
+            seed = s.seed + k
             cells.append(
-                Cell(
-                    id=f"pair:{a}+{b}:seed={seed}",
-                    stage="pair",
-                    method=p.pair,
-                    params=_params(p.pair, [a, b], [], s.train),
-                    seed=seed,
-                    tasks=(a, b),
-                    domain=s.domain,
-                )
+                _single(s, key[0], seed) if len(key) == 1 else _pair(s, key[0], key[1], seed)
             )
     return cells
+
+
+def stage1_id(key: CellKey, seed: int) -> str:
+    """The id of a stage-1 cell: what it trains, never when."""
+    if len(key) == 1:
+        return f"single:{key[0]}:seed={seed}"
+    a, b = sorted(key)  # an id that does not depend on the order given
+    return f"pair:{a}+{b}:seed={seed}"
+
+
+def _single(s: PairsSettings, a: str, seed: int) -> Cell:
+    p = s.protocol
+    return Cell(
+        id=stage1_id((a,), seed),
+        stage="single",
+        method=p.single,
+        params=_params(p.single, [a], [], s.train),
+        seed=seed,
+        tasks=(a,),
+        domain=s.domain,
+    )
+
+
+def _pair(s: PairsSettings, a: str, b: str, seed: int) -> Cell:
+    a, b = sorted((a, b))
+    p = s.protocol
+    return Cell(
+        id=stage1_id((a, b), seed),
+        stage="pair",
+        method=p.pair,
+        params=_params(p.pair, [a, b], [], s.train),
+        seed=seed,
+        tasks=(a, b),
+        domain=s.domain,
+    )
 
 
 def stage3_cells(

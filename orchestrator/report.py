@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -105,3 +105,21 @@ def failed_cells_note(failed: list[str]) -> str:
         f"{len(failed)} cell(s) failed: {shown} (errors in results.parquet, column error);"
         " rerun the same command with --retry-failed to train them again"
     )
+
+
+def format_adaptive(rows: Mapping[str, Any]) -> str:
+    """One line per row of `--seeds auto`: settled or open, the decision, its p-value
+    and the seeds its diagonal got."""
+    body = [
+        [
+            r.attribute,
+            "settled" if r.settled else "open",
+            r.decision,
+            r.partner or "-",
+            "-" if r.p_holm is None else f"{r.p_holm:.3f}",
+            str(r.seeds),
+            r.why,
+        ]
+        for r in rows.values()
+    ]
+    return format_table(["attribute", "row", "decision", "worst", "p (Holm)", "seeds", "why"], body)

@@ -12,7 +12,14 @@ from .grid import GRID_MATRIX_FILE
 from .manifest import MANIFEST
 from .pair_analysis import matrix, pair_values
 from .pairs import PairsResult
-from .report import failed_cells_note, format_matrix, format_summary, format_table, pct
+from .report import (
+    failed_cells_note,
+    format_adaptive,
+    format_matrix,
+    format_summary,
+    format_table,
+    pct,
+)
 from .results import RESULTS_FILE, read_table
 from .storage import OutputDir
 from .study import open_storage
@@ -29,6 +36,10 @@ def print_pairs_result(result: PairsResult) -> None:
         " epochs chosen on val; 'val adv-sin' is selected on the split it reports"
     )
     print(format_summary(result.summary))
+    if result.rows is not None:
+        print()
+        print("Adaptive seeds (--seeds auto): each row's decision after its last round")
+        print(format_adaptive(result.rows))
     if result.failed:
         print(f"\n{failed_cells_note(result.failed)}")
     print(f"\ntrained {result.trained} cell(s){' (resumed)' if result.resumed else ''}; files:")

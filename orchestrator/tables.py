@@ -3,8 +3,11 @@ tables, a kernel's artifacts), written atomically through `OutputDir`.
 
 pair_matrix.parquet: column `main`, then one float column per attribute; row a,
 column b = mean validation accuracy of a trained with b; the diagonal is the
-single-task accuracy; with several seeds also `<b>_std` columns. A cell whose
-runs all failed is null, never NaN. Metadata: schema version, seeds, split.
+single-task accuracy; with several seeds also `<b>_std` columns, and with
+`--seeds auto` `<b>_n` (the seeds of each cell). A cell whose runs all failed
+is null, never NaN. Metadata: schema version, seeds (`auto:MIN-MAX` when
+adaptive), split. adaptive_seeds.parquet: each row's decision under `--seeds
+auto` (settled, negative/none/failed, partner, Holm p, the diagonal's seeds).
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .adaptive_seeds import RowState
 from .storage import OutputDir
 
 PAIR_MATRIX_FILE = "pair_matrix.parquet"
 SUMMARY_FILE = "aal_summary.parquet"
 HEATMAP_FILE = "pair_heatmap.png"
+ADAPTIVE_FILE = "adaptive_seeds.parquet"
 
 
 def _float_array(values: Sequence[float | None]) -> pa.Array:
@@ -29,13 +34,25 @@ def _float_array(values: Sequence[float | None]) -> pa.Array:
     return pa.array(clean, type=pa.float64())
 
 
-def pair_matrix_table(mean: pd.DataFrame, std: pd.DataFrame | None, seeds: int) -> pa.Table:
+def pair_matrix_table(
+    mean: pd.DataFrame,
+    std: pd.DataFrame | None,
+    seeds: int | str,
+    counts: pd.DataFrame | None = None,
+) -> pa.Table:
+    """The matrix, `<b>_std` columns with several seeds, and `<b>_n` (seeds each cell
+    holds) when they differ by cell (`--seeds auto`)."""
     columns: dict[str, pa.Array] = {"main": pa.array(list(mean.index), type=pa.string())}
     for b in mean.columns:
         columns[b] = _float_array(mean[b].tolist())
     if std is not None:
         for b in std.columns:
             columns[f"{b}_std"] = _float_array(std[b].tolist())
+    if counts is not None:
+        for b in counts.columns:
+            columns[f"{b}_n"] = pa.array(
+                [None if v != v else int(v) for v in counts[b].tolist()], type=pa.int64()
+            )
     meta = {
         "auxsearch.schema": "pair_matrix/1",
         "split": "val",
@@ -97,3 +114,32 @@ def write_table(out: OutputDir, name: str, df: pd.DataFrame, schema: str) -> Non
 def columns_table(columns: Mapping[str, np.ndarray]) -> pa.Table:
     """A table of equal-length named columns (a kernel's artifact, a run's history)."""
     return pa.table({k: np.asarray(v) for k, v in columns.items()})
+
+
+def adaptive_table(rows: Mapping[str, RowState]) -> pa.Table:
+    """`--seeds auto`: each row's decision, whether it settled, and its seeds."""
+    records = [
+        {
+            "attribute": r.attribute,
+            "settled": r.settled,
+            "decision": r.decision,
+            "partner": r.partner,
+            "p_holm": r.p_holm,
+            "seeds": r.seeds,
+            "why": r.why,
+        }
+        for r in rows.values()
+    ]
+    schema = pa.schema(
+        [
+            ("attribute", pa.string()),
+            ("settled", pa.bool_()),
+            ("decision", pa.string()),
+            ("partner", pa.string()),
+            ("p_holm", pa.float64()),
+            ("seeds", pa.int64()),
+            ("why", pa.string()),
+        ],
+        metadata={"auxsearch.schema": "adaptive_seeds/1"},
+    )
+    return pa.Table.from_pylist(records, schema=schema)

@@ -71,6 +71,7 @@ class Backbone(nn.Module):
         super().__init__()
         self.trunk = trunk
         self.min_size = min_size
+        self.channels_last = False  # set by `use_memory_format`
         self.proj: nn.Module = nn.Linear(out_dim, feature_dim) if feature_dim > 0 else nn.Identity()
         self.out_dim = feature_dim if feature_dim > 0 else out_dim
 
@@ -81,7 +82,26 @@ class Backbone(nn.Module):
             x = F.interpolate(
                 x, size=(round(h * scale), round(w * scale)), mode="bilinear", align_corners=False
             )
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.proj(torch.flatten(self.trunk(x), 1))
+
+    def use_memory_format(self, memory_format: str, device: torch.device | str) -> Backbone:
+        """Lay the weights and each input batch out as `memory_format` ("auto":
+        channels_last on a CPU for a convolutional trunk, where oneDNN's convolutions
+        take 0.75-0.96x the step time of NCHW on this workplace's CPUs, benchmarks/
+        cpu_step.py; contiguous otherwise). A layout, not a model: the same weights
+        and the same arithmetic up to float rounding."""
+        convolutional = any(isinstance(m, nn.Conv2d) for m in self.trunk.modules())
+        if memory_format == "auto":
+            memory_format = (
+                "channels_last"
+                if convolutional and torch.device(device).type == "cpu"
+                else "contiguous"
+            )
+        self.channels_last = memory_format == "channels_last" and convolutional
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        return self.to(memory_format=layout)
 
 
 def check_backbone(name: str, input_shape: tuple[int, ...], weights: str = "") -> None:

@@ -61,9 +61,14 @@ class Trainer:
         self.rng = np.random.default_rng(ctx.seed)
         self.view = DomainView(self.domain, self.device)
         self._views = {self.domain.name: self.view}
-        self.backbone: Backbone = build_backbone(
-            config.backbone, self.domain.input_shape, config.feature_dim, config.weights
-        ).to(self.device)
+        self.backbone: Backbone = self.new_backbone()
+
+    def new_backbone(self) -> Backbone:
+        """A feature extractor F as the config describes it, on the device and in the
+        configured memory layout (every kernel builds its F's here)."""
+        c = self.config
+        backbone = build_backbone(c.backbone, self.domain.input_shape, c.feature_dim, c.weights)
+        return backbone.to(self.device).use_memory_format(c.memory_format, self.device)
 
     def view_of(self, name: str) -> DomainView:
         """Another domain, encoded with the statistics of the one trained on."""

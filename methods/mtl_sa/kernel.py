@@ -76,7 +76,6 @@ from ..core import (
     RunTasks,
     TaskSpec,
     Trainer,
-    build_backbone,
     eval_mode,
     meta,
     minibatches,
@@ -210,10 +209,8 @@ def train(config: MTLSAConfig, data: Dataset, ctx: RunContext) -> dict[str, floa
     spec_b = TaskSpec(spec_b.name, spec_b.column, spec_b.num_classes, softmax=True)
     stl = config.mode == "stl"
     if stl:
-        second = build_backbone(
-            config.backbone, view_a.domain.input_shape, config.feature_dim, config.weights
-        )
-        trainer.backbone = SideBySide(trainer.backbone, second.to(trainer.device))  # type: ignore[assignment]
+        second = trainer.new_backbone()
+        trainer.backbone = SideBySide(trainer.backbone, second)  # type: ignore[assignment]
     if config.domain_norm:
         per_domain_norm(trainer.backbone, [view_a.name, view_b.name])
     backbone = trainer.backbone

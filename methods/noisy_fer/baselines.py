@@ -33,7 +33,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core import Trainer, gradient_pass, parse_config
-from ..core.backbones import build_backbone
 from ..core.config import meta
 from ..core.context import RunContext
 from ..core.errors import ConfigError, DataError
@@ -334,9 +333,7 @@ def train_coteaching(config: CoteachingConfig, data: Dataset, ctx: RunContext) -
     sets = label_sets(config, trainer.view.domain)
     columns = [s.column for s in sets]
     heads = Heads(trainer.backbone.out_dim, sets).to(trainer.device)
-    peer_backbone = build_backbone(
-        config.backbone, trainer.view.domain.input_shape, config.feature_dim, config.weights
-    ).to(trainer.device)
+    peer_backbone = trainer.new_backbone()
     peer_heads = Heads(peer_backbone.out_dim, sets).to(trainer.device)
     net1 = _Net(trainer.backbone, heads)
     net2 = _Net(peer_backbone, peer_heads)

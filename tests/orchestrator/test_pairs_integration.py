@@ -347,3 +347,65 @@ def test_an_out_that_becomes_unwritable_ends_in_one_sentence(tmp_path: Path) -> 
         and "Is a directory" in lines[-1]
     )
     assert "Traceback" not in proc.stderr and len(lines) < 5, proc.stderr
+
+
+def test_adaptive_seeds_spend_seeds_where_an_open_row_needs_them(
+    ray_local: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--seeds auto --max-seeds 3`: every cell gets 2 seeds, and a third goes to
+    exactly the cells that the rows still open after round 1 depend on (recomputed
+    here from the 2-seed results); a rerun trains nothing, and a cell of round 2
+    lost with a killed driver is the only one trained again."""
+    from orchestrator.adaptive_seeds import AdaptiveSeeds, assess, cell_key, next_round
+    from orchestrator.pair_analysis import pair_values
+    from orchestrator.results import rows_to_table
+
+    out = tmp_path / "auto"
+    attrs = ["red", "large", "left", "dark_bg"]  # dark_bg hurts the others: rows stay open
+    args = [*BASE, "--dataset", "shapes:n=300,image_size=16,correlation=0.5", "--attributes",
+            ",".join(attrs), "--set", "batch_size=64", "--lambdas", "0.1", "--seeds", "auto",
+            "--max-seeds", "3",
+            "--out", str(out)]  # fmt: skip
+    assert main(args) in (0, 3)
+    printed = capsys.readouterr().out
+    assert "stage 1 round 1: single-task and pair runs, 2–2 seeds per cell" in printed
+    results = _tables_results(out)
+    stage1 = [r for r in results if r["stage"] in ("single", "pair") and r["metric"] == "acc"]
+    seeds_of: dict[tuple[str, ...], set[int]] = {}
+    for r in stage1:
+        pair = tuple(sorted((r["main_task"], r["aux_task"] or "")))
+        key = (r["main_task"],) if r["stage"] == "single" else pair
+        seeds_of.setdefault(key, set()).add(r["seed"])
+    assert all(s in ({0, 1}, {0, 1, 2}) for s in seeds_of.values())
+
+    first_round = [r for r in stage1 if r["seed"] < 2]
+    values = pair_values(first_round, "val")
+    cfg = AdaptiveSeeds(min_seeds=2, max_seeds=3, alpha=0.05)
+    rows = assess(values, attrs, {k: 2 for k in seeds_of}, cfg)
+    wanted = next_round(rows, {k: 2 for k in seeds_of}, cfg)
+    assert wanted, "on this data a row stays open after round 1"
+    assert {k for k, s in seeds_of.items() if 2 in s} == wanted
+
+    table = pq.read_table(out / "adaptive_seeds.parquet").to_pylist()
+    assert {r["attribute"] for r in table} == set(attrs)
+    for r in table:
+        assert r["seeds"] == len(seeds_of[cell_key(r["attribute"], r["attribute"])])
+    matrix = {row["main"]: row for row in pq.read_table(out / "pair_matrix.parquet").to_pylist()}
+    assert matrix["red"]["large_n"] == len(seeds_of[("large", "red")])
+
+    before = (out / "results.parquet").read_bytes()
+    assert main(args) in (0, 3)
+    assert "trained 0 cell(s) (resumed)" in capsys.readouterr().out
+    assert (out / "results.parquet").read_bytes() == before
+    # a round-2 cell lost with a killed driver: the rerun trains it and nothing else
+    lost = min(k for k in wanted if len(k) == 2)  # an open row's worst partner: a pair cell
+    lost_id = f"pair:{lost[0]}+{lost[1]}:seed=2"
+    kept = [
+        r for r in pq.read_table(out / "results.parquet").to_pylist() if r["trial_id"] != lost_id
+    ]
+    pq.write_table(rows_to_table(kept), out / "results.parquet")
+    assert main(args) in (0, 3)
+    printed = capsys.readouterr().out
+    total = sum(len(s) for s in seeds_of.values())
+    assert f"{total} cell(s), {total - 1} already recorded, 1 to train" in printed
+    assert f"{'+'.join(lost)} seed 2:" in printed  # the progress line of that cell

@@ -101,3 +101,20 @@ def test_identity_holds_dataset_training_and_attributes_not_seeds(tiny_shapes: D
         tiny_shapes, attributes=["red", "large"], overrides={**TINY_TRAIN, "epochs": 3}
     )
     assert other.identity(tiny_shapes) != base
+
+
+def test_auto_seeds_start_every_cell_at_the_minimum_and_per_cell_counts_hold(
+    tiny_shapes: Dataset,
+) -> None:
+    from orchestrator.pairs_plan import stage1_cells_for, stage1_keys
+
+    auto = _settings(tiny_shapes, ["red", "large", "left"], seeds="auto", max_seeds=4)
+    assert auto.adaptive is not None and auto.seeds == 2 and auto.adaptive.max_seeds == 4
+    assert auto.describe()["seeds"] == "auto" and auto.describe()["min_seeds"] == 2
+    keys = stage1_keys(auto)
+    assert keys == [("red",), ("large",), ("left",), ("large", "red"), ("left", "red"),
+                    ("large", "left")]  # fmt: skip
+    uniform = {c.id for c in stage1_cells(auto)}
+    assert {c.id for c in stage1_cells_for(auto, {k: 2 for k in keys})} == uniform
+    more = stage1_cells_for(auto, {**{k: 2 for k in keys}, ("large", "red"): 4})
+    assert {c.id for c in more} - uniform == {"pair:large+red:seed=2", "pair:large+red:seed=3"}

@@ -77,6 +77,10 @@ def _read_s3_parquet(env: dict[str, str], key: str) -> pd.DataFrame | None:
     return pq.read_table(f"{BUCKET}/{key}", filesystem=fs).to_pandas()
 
 
+# ~50 s on 2 cores; a killed driver's resume is also checked locally, on the two-node
+# cluster and for sweeps in the default run, and s3:// resume by
+# test_pairs_write_resume_and_pull_through_s3
+@pytest.mark.slow
 def test_a_driver_killed_at_a_random_moment_resumes_from_s3(
     s3_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -1,0 +1,123 @@
+"""What `--seeds auto` saves, and whether it reaches the same answer: a pair search
+with `--seeds auto --max-seeds 5` against uniform `--seeds 5`, side by side in one
+run, on two built-in datasets (run by `make bench`):
+
+1. the demo's data (`shapes`, 2,000 32×32 images, correlated pairs, six
+   attributes): large negative transfer;
+2. a harder variant with smaller effects (`shapes` with weaker correlations,
+   four attributes of the demo).
+
+For each: stage-1 trainings used, stage-1 wall time (the sum of its cells' own
+wall times, so the two are compared on the same trainings' cost, whatever ran
+beside them) and the search's elapsed time, and per row whether auto's settled
+decision (the worst partner and whether it is significant, stage 2's Welch test
+with Holm's correction) equals uniform-5's. Both searches sweep one λ in stage 3
+(which auto runs with its minimum seeds).
+
+    python benchmarks/adaptive_seeds.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from methods.data import load_dataset
+from orchestrator.demo import DEMO_ATTRIBUTES, DEMO_DATASET, DEMO_SETTINGS
+from orchestrator.pairs import run_pairs
+from orchestrator.pairs_plan import resolve_settings
+
+CASES = {
+    "demo (shapes, correlation 0.5)": (DEMO_DATASET, DEMO_ATTRIBUTES),
+    "smaller effects (shapes, correlation 0.2)": (
+        {**DEMO_DATASET, "correlation": 0.2, "seed": 1},
+        ("red", "large", "left", "striped"),
+    ),
+}
+
+
+def search(dataset: Any, attributes: tuple[str, ...], out: str, **seeds: Any) -> dict[str, Any]:
+    settings = resolve_settings(
+        dataset, attributes=attributes, overrides=DEMO_SETTINGS, lambdas=[0.1], **seeds
+    )
+    start = time.perf_counter()
+    result = run_pairs(dataset, settings, out, echo=lambda _: None)
+    elapsed = time.perf_counter() - start
+    rows = pq.read_table(f"{out}/results.parquet").to_pylist()
+    stage1 = {(r["trial_id"], r["wall_s"]) for r in rows if r["stage"] in ("single", "pair")}
+    return {
+        "partners": result.partners,
+        "rows": result.rows,
+        "trainings": len(stage1),
+        "stage1_s": sum(w for _, w in stage1),
+        "elapsed": elapsed,
+    }
+
+
+def agreement(uniform: dict[str, Any], auto: dict[str, Any]) -> dict[str, Any]:
+    """Per settled row of auto: the same verdict as uniform-5 (a significant negative
+    partner or none), and the same partner where both found one."""
+    out: dict[str, Any] = {"settled": 0, "verdict": 0, "partner": 0, "both": 0, "open": 0}
+    out["notes"] = []
+    for a, row in auto["rows"].items():
+        if not row.settled:
+            out["open"] += 1
+            continue
+        out["settled"] += 1
+        u = uniform["partners"][a]
+        u_negative = bool(u.significant) and bool(u.partners)
+        same_verdict = (row.decision == "negative") == u_negative
+        out["verdict"] += same_verdict
+        if same_verdict and u_negative:
+            out["both"] += 1
+            out["partner"] += row.partner == u.partners[0]
+        if not same_verdict or (u_negative and row.partner != u.partners[0]):
+            out["notes"].append(
+                f"{a}: auto {row.decision} {row.partner or ''} ({row.why}),"
+                f" uniform-5 {'negative ' + u.partners[0] if u_negative else 'none'}"
+                f" (p {u.p_holm:.3g})"
+            )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the second dataset only")
+    args = parser.parse_args()
+    cases = list(CASES.items())[1:] if args.quick else list(CASES.items())
+    print(f"{'dataset':<44}{'seeds':>12}{'stage-1 runs':>14}{'stage-1 s':>11}{'elapsed s':>11}")
+    for name, (options, attributes) in cases:
+        dataset = load_dataset("shapes", options)
+        with tempfile.TemporaryDirectory() as tmp:
+            uniform = search(dataset, attributes, f"{tmp}/uniform", seeds=5)
+            auto = search(dataset, attributes, f"{tmp}/auto", seeds="auto", max_seeds=5)
+        for label, r in (("uniform 5", uniform), ("auto 2-5", auto)):
+            print(
+                f"{name:<44}{label:>12}{r['trainings']:>14}{r['stage1_s']:>11.1f}"
+                f"{r['elapsed']:>11.1f}"
+            )
+        agree = agreement(uniform, auto)
+        print(
+            f"  auto ÷ uniform: {auto['trainings'] / uniform['trainings']:.2f} of the stage-1"
+            f" trainings, {auto['stage1_s'] / uniform['stage1_s']:.2f} of their time;"
+            f" {agree['settled']} row(s) settled ({agree['verdict']} with uniform-5's verdict,"
+            f" {agree['partner']} of {agree['both']} negative ones with its partner),"
+            f" {agree['open']} open at 5 seeds"
+        )
+        for note in agree["notes"]:
+            print(f"  differs: {note}")
+        u_sig = sorted(
+            f"{a}~{p.partners[0]}" for a, p in uniform["partners"].items() if p.significant
+        )
+        a_sig = sorted(
+            f"{a}~{r.partner}" for a, r in auto["rows"].items() if r.decision == "negative"
+        )
+        print(f"  significant partners: uniform-5 {u_sig}; auto {a_sig}")
+
+
+if __name__ == "__main__":
+    main()
