@@ -12,7 +12,12 @@
   the Ray trial id), so the dashboard and results.parquet can be joined;
 - continues a study: trials left RUNNING by a driver that died are handed out
   again before anything new is asked (no trial lost, none duplicated); with
-  `points` (a fixed grid such as AAL's λ values) it enqueues exactly those.
+  `points` (a fixed grid such as AAL's λ values) it enqueues exactly those;
+- tells the study a trial's end only once its cell is in results.parquet
+  (`recorded`): Tune calls the searcher before the callbacks that record, so a
+  driver killed between the two left a trial finished in the study and missing
+  from the results, never trained again. Now it stays RUNNING and is handed out
+  again.
 
 `UntriedFirst`: TPE and random sampling propose points of a finite space
 (every key a choice or an integer range) again long before the space is used
@@ -72,6 +77,8 @@ class CellSearch(OptunaSearch):
         self._user_attrs = dict(user_attrs or {})
         study = self.study
         self._orphans = list(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        self._cell_of: dict[str, str] = {}  # Ray trial id → cell id
+        self._untold: dict[str, tuple[optuna.Trial, float | None, TrialState]] = {}
         self._points = list(points or [])
         if points is not None:
             waiting = [
@@ -109,6 +116,7 @@ class CellSearch(OptunaSearch):
             self._ot_trials[trial_id] = self._next_trial()
         ot_trial = self._ot_trials[trial_id]
         cell = self._make_cell(dict(ot_trial.params), ot_trial.number)
+        self._cell_of[trial_id] = cell.id
         attrs = {
             **self._user_attrs,
             "cell": cell.id,
@@ -163,8 +171,16 @@ class CellSearch(OptunaSearch):
             state, values = TrialState.PRUNED, None
         else:
             state, values = TrialState.FAIL, None
-        self.study.tell(self._ot_trials[trial_id], values, state=state)
+        # told once the cell is recorded (`recorded`), not before
+        self._untold[self._cell_of[trial_id]] = (self._ot_trials[trial_id], values, state)
         self._completed_trials.add(trial_id)
+
+    def recorded(self, cell_id: str) -> None:
+        """The cell's outcome is in results.parquet: tell the study how it ended."""
+        pending = self._untold.pop(cell_id, None)
+        if pending is not None:
+            ot_trial, values, state = pending
+            self.study.tell(ot_trial, values, state=state)
 
     def _report_once(self, trial_id: str, value: float, step: Any) -> None:
         if not isinstance(step, int):

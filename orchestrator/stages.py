@@ -114,9 +114,12 @@ class StageRunner:
         # experiment), then calls the original in this process: plain state only,
         # and `progress` leaves its terminal out of the pickle.
         log, tally = self.log, [0]
+        searcher = searcher_for(todo) if searcher_for is not None else None
 
         def record(outcome: Outcome) -> None:
             log.record(outcome)
+            if searcher is not None:  # the study hears of a cell once it is recorded
+                searcher.recorded(outcome.cell.id)
             tally[0] += 1
             head = f"  [{name} {tally[0]:>{width}}/{len(todo)}]"
             if outcome.status == "ok":
@@ -130,10 +133,10 @@ class StageRunner:
 
         tag = name.replace(" ", "")
         with Progress(name, len(todo), echo=self.echo) as progress:
-            if searcher_for is None:
+            if searcher is None:
                 runner.run(tag, todo, record, on_start=progress.started)
             else:
-                runner.search(tag, searcher_for(todo), len(todo), record, on_start=progress.started)
+                runner.search(tag, searcher, len(todo), record, on_start=progress.started)
         self.trained += tally[0]
         self.echo(f"  {name}: {tally[0]} cell(s) in {time.perf_counter() - start:.0f}s")
         self._note_failed(cells)

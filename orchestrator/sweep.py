@@ -361,6 +361,7 @@ def run_sweep(
             def record(outcome: Outcome) -> None:
                 nonlocal trained
                 log.record(outcome)
+                searcher.recorded(outcome.cell.id)  # only now does the study hear of it
                 trained += 1
                 if outcome.status == "failed":
                     failed.append(outcome.cell.id)

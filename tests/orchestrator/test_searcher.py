@@ -69,6 +69,8 @@ def test_stopped_early_is_pruned_with_its_last_value_finished_is_complete(url: s
     search.on_trial_complete("r0", {"val/mean_acc": 0.55, "training_iteration": 2})
     search.on_trial_complete("r1", {"val/mean_acc": 0.8, "training_iteration": 4, FINAL_KEY: 1})
     search.on_trial_complete("r2", None, error=True)
+    for cell in ("s#0", "s#1", "s#2"):  # each recorded in results.parquet
+        search.recorded(cell)
     t0, t1, t2 = search.study.trials
     assert t0.state == TrialState.PRUNED and t0.value == 0.55
     assert t0.intermediate_values == {1: 0.6, 2: 0.55}
@@ -81,6 +83,7 @@ def test_a_new_searcher_hands_out_trials_a_dead_driver_left_running(url: str) ->
     for rid in ("r0", "r1", "r2"):
         first.suggest(rid)
     first.on_trial_complete("r0", {"val/mean_acc": 0.7, FINAL_KEY: 1})
+    first.recorded("s#0")
     # the driver dies here: #1 and #2 stay RUNNING in the study
     second = _search(url)
     params = [json.loads(second.suggest(r)["cell"])["params"] for r in ("x1", "x2", "x3")]
@@ -90,12 +93,30 @@ def test_a_new_searcher_hands_out_trials_a_dead_driver_left_running(url: str) ->
     assert trials[1].user_attrs["ray_trial_id"] == "x1"
 
 
+def test_a_trial_ended_but_not_yet_recorded_is_handed_out_again(url: str) -> None:
+    """Tune tells the searcher before the callback that writes results.parquet; a
+    driver killed between the two must not leave the study saying "finished" for a
+    cell the results lack (it would never be trained again)."""
+    first = _search(url)
+    first.suggest("r0")
+    first.on_trial_complete("r0", {"val/mean_acc": 0.7, FINAL_KEY: 1})
+    assert first.study.trials[0].state == TrialState.RUNNING  # not recorded yet
+    # the driver dies here; a rerun hands #0 out again
+    second = _search(url)
+    again = json.loads(second.suggest("x0")["cell"])
+    assert again["id"] == "s#0" and len(second.study.trials) == 1
+    second.on_trial_complete("x0", {"val/mean_acc": 0.7, FINAL_KEY: 1})
+    second.recorded("s#0")
+    assert second.study.trials[0].state == TrialState.COMPLETE
+
+
 def test_grid_points_are_enqueued_exactly_once(url: str) -> None:
     points = [{"lam": 0.1, "lr": 1e-3}, {"lam": 1.0, "lr": 1e-3}, {"lam": 0.5, "lr": 2e-3}]
     first = _search(url, points=points)
     first.suggest("r0")
     first.suggest("r1")
     first.on_trial_complete("r0", {"val/mean_acc": 0.7, FINAL_KEY: 1})
+    first.recorded("s#0")
     # restart: #1 still running, one point never started; a point no longer
     # wanted by the new plan is dropped from it
     second = _search(url, points=points[1:])
