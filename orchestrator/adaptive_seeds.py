@@ -143,7 +143,7 @@ def _row(
     adjusted = holm({b: p for b, p in tests.items() if p is not None})
     state.p_holm = adjusted.get(worst)
     rivals = _not_separated(values, a, worst, means, cfg.alpha)
-    depends = {cell_key(a, a), cell_key(a, worst), *(cell_key(a, b) for b in rivals)}
+    core = {cell_key(a, a), cell_key(a, worst)}  # the diagonal and the worst partner
     if state.p_holm is not None and state.p_holm < cfg.alpha:
         state.decision = "negative"
         doubtful = [b for b in rivals if adjusted.get(b, 1.0) >= cfg.alpha]
@@ -155,7 +155,7 @@ def _row(
                 else "significant, partner separated"
             )
             return state
-        state.needs = {cell_key(a, a), cell_key(a, worst), *(cell_key(a, b) for b in doubtful)}
+        state.needs = core | {cell_key(a, b) for b in doubtful}
         state.why = f"partner not separated from {', '.join(doubtful)} (not significant)"
         return state
     if means[worst] >= float(np.mean(alone)):
@@ -165,7 +165,7 @@ def _row(
     if min(1.0, len(means) * projected) >= cfg.alpha:
         state.settled, state.why = True, f"futile: not significant even at {cfg.max_seeds} seeds"
         return state
-    state.needs, state.why = depends, "undecided"
+    state.needs, state.why = core | {cell_key(a, b) for b in rivals}, "undecided"
     return state
 
 

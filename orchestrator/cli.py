@@ -492,24 +492,15 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _pairs(args: argparse.Namespace) -> int:
-    from .inputs import method_overrides, resolve_dataset
+    from .inputs import merge_flags, method_overrides, resolve_dataset
     from .pairs import run_pairs
     from .pairs_plan import resolve_settings
     from .show import print_pairs_result
 
-    overrides: dict[str, Any] = method_overrides(args.config, args.set)
-    for key, flag, value in (
-        ("backbone", "--backbone", args.backbone),
-        ("epochs", "--epochs", args.epochs),
-    ):
-        if value is None:
-            continue
-        if key in overrides and overrides[key] != value:
-            raise UserInputError(
-                f"{flag} {value} and {key}={overrides[key]} from --set/--config disagree;"
-                " give the value once"
-            )
-        overrides[key] = value
+    overrides = merge_flags(
+        method_overrides(args.config, args.set),
+        {"backbone": ("--backbone", args.backbone), "epochs": ("--epochs", args.epochs)},
+    )
     resources = _resources(args)
     dataset = resolve_dataset(args.dataset, args.data, args.data_root)
     settings = resolve_settings(

@@ -12,6 +12,7 @@ Every problem is a `UserInputError` naming the bad value.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,23 @@ def load_config_file(path: str | None) -> dict[str, Any]:
 def method_overrides(config_file: str | None, sets: list[str] | None) -> dict[str, Any]:
     """Config file first, `--set` on top."""
     return {**load_config_file(config_file), **parse_sets(sets)}
+
+
+def merge_flags(overrides: dict[str, Any], flags: Mapping[str, tuple[str, Any]]) -> dict[str, Any]:
+    """`overrides` (from --config/--set) with the settings dedicated flags give
+    (key → (flag, value); None: not given). A key given both ways with different
+    values is refused: neither silently wins."""
+    merged = dict(overrides)
+    for key, (flag, value) in flags.items():
+        if value is None:
+            continue
+        if key in merged and merged[key] != value:
+            raise UserInputError(
+                f"{flag} {value} and {key}={merged[key]} from --set/--config disagree;"
+                " give the value once"
+            )
+        merged[key] = value
+    return merged
 
 
 def check_seeds(seeds: int, flag: str = "--seeds") -> None:

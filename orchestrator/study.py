@@ -74,7 +74,9 @@ def open_storage(url: str) -> Any:
         raise UserInputError(f"study storage {url} cannot be opened ({reason})") from None
 
 
-def claim_study(storage: Any, name: str, identity: dict[str, Any], url: str) -> None:
+def claim_study(
+    storage: Any, name: str, identity: dict[str, Any], url: str, *, minimize: bool = False
+) -> None:
     """Make sure study `name` in `storage` is this search's: a new study (or an
     empty one) takes `identity`; one made by another search is refused with the
     settings that differ. Nothing is written before the check passes."""
@@ -85,7 +87,10 @@ def claim_study(storage: Any, name: str, identity: dict[str, Any], url: str) -> 
         study_id = storage.get_study_id_from_name(name)
     except KeyError:  # a new study: created here, so the claim and the study arrive together
         try:
-            study_id = storage.create_new_study(directions=_directions(identity), study_name=name)
+            from optuna.study import StudyDirection
+
+            direction = StudyDirection.MINIMIZE if minimize else StudyDirection.MAXIMIZE
+            study_id = storage.create_new_study(directions=[direction], study_name=name)
         except DuplicatedStudyError:  # another driver created it a moment ago
             study_id = storage.get_study_id_from_name(name)
     theirs = storage.get_study_user_attrs(study_id).get(IDENTITY_ATTR)
@@ -104,13 +109,6 @@ def claim_study(storage: Any, name: str, identity: dict[str, Any], url: str) -> 
             f"study '{name}' in {url} belongs to another search ({diff});"
             " pass another --study name, or the settings that search used"
         )
-
-
-def _directions(identity: dict[str, Any]) -> list[Any]:
-    from optuna.study import StudyDirection
-
-    minimize = identity.get("mode") == "min"
-    return [StudyDirection.MINIMIZE if minimize else StudyDirection.MAXIMIZE]
 
 
 def location_to_storage_url(location: str) -> str:

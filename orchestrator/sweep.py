@@ -301,15 +301,16 @@ def run_sweep(
                 f"{settings.method}-sweep", settings.identity(dataset), shared=bool(storage)
             ),
         )
+    minimize = settings.mode == "min"
     if storage:  # a study in a shared database must be this search's, before --out is touched
-        claim_study(rdb, settings.study, settings.identity(dataset), url)
+        claim_study(rdb, settings.study, settings.identity(dataset), url, minimize=minimize)
     out.ensure_writable()
     with exclusive(out):
         identity = {**settings.identity(dataset), "storage": storage or "inside --out"}
         manifest.claim(out, identity, {"trials": settings.trials, "storage": url})
         if not storage:  # the SQLite file inside --out, created now that --out is ours
             rdb = open_storage(url)
-            claim_study(rdb, settings.study, settings.identity(dataset), url)
+            claim_study(rdb, settings.study, settings.identity(dataset), url, minimize=minimize)
         direction: Literal["maximize", "minimize"] = (
             "maximize" if settings.mode == "max" else "minimize"
         )

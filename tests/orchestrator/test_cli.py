@@ -16,6 +16,7 @@ import torch
 from methods import list_methods
 from methods.data import BUILTIN_DATASETS
 from orchestrator.cli import main
+from orchestrator.errors import UserInputError
 from tests.conftest import write_npz
 
 TINY = ["--dataset", "shapes:n=90,image_size=16", "--backbone", "small_cnn", "--epochs", "1"]
@@ -256,11 +257,15 @@ def test_conflicting_or_fractional_settings_are_refused(
     assert not (tmp_path / "out").exists()
 
 
-def test_the_same_value_by_flag_and_by_set_is_accepted(tmp_path: Path) -> None:
-    from orchestrator.cli import build_parser
+def test_a_flag_and_a_set_agreeing_is_accepted_and_a_flag_alone_applies() -> None:
+    from orchestrator.inputs import merge_flags
 
-    args = build_parser().parse_args(_pairs(tmp_path, "--set", "epochs=1"))
-    assert args.epochs == 1 and args.set == ["epochs=1"]  # the check compares values
+    flags = {"epochs": ("--epochs", 1), "backbone": ("--backbone", None)}
+    assert merge_flags({"epochs": 1, "lr": 0.1}, flags) == {"epochs": 1, "lr": 0.1}
+    assert merge_flags({"lr": 0.1}, flags) == {"epochs": 1, "lr": 0.1}
+    assert merge_flags({"backbone": "mlp"}, flags) == {"backbone": "mlp", "epochs": 1}
+    with pytest.raises(UserInputError, match="--epochs 1 and epochs=2 from --set/--config"):
+        merge_flags({"epochs": 2}, flags)
 
 
 def test_a_refused_out_is_left_as_it_was(tmp_path: Path, capsys) -> None:
