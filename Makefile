@@ -50,7 +50,9 @@ bench: $(INSTALL_STAMP)
 	$(PY) benchmarks/pairs_overhead.py
 	$(PY) benchmarks/cpu_step.py
 	$(PY) benchmarks/adaptive_seeds.py
+	$(PY) benchmarks/lambda_halving.py
 	$(PY) benchmarks/kernels_device.py
+	$(PY) benchmarks/pack_gpu.py
 	$(PY) benchmarks/sweep_asha.py
 	$(PY) benchmarks/soseleto_step.py
 	$(PY) benchmarks/decode_cache.py

@@ -11,9 +11,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 # Keys of a trial's last report: the marker of a finished run, its training
-# time, and the prefix of each seed's own metrics in a multi-seed trial.
+# time, the outcome of each cell of a pack (JSON), and the prefix of each seed's
+# own metrics in a multi-seed trial.
 FINAL_KEY = "auxsearch_final"
 WALL_KEY = "auxsearch_wall_s"
+PACK_KEY = "auxsearch_pack"
 SEED_PREFIX = "seed="
 
 

@@ -125,7 +125,19 @@ def _add_method_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_ray_flags(p: argparse.ArgumentParser) -> None:
+def _pack(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not allowed; use a whole number ≥ 1 or auto")
+    return value
+
+
+def _add_ray_flags(p: argparse.ArgumentParser, *, packs: bool = True) -> None:
     g = p.add_argument_group("Ray")
     g.add_argument(
         "--address",
@@ -160,6 +172,17 @@ def _add_ray_flags(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="retries of a trial that raises or diverges (default 1)",
     )
+    if packs:
+        g.add_argument(
+            "--pack",
+            type=_pack,
+            default="auto",
+            metavar="N|auto",
+            help="train up to N cells of the same settings and seed in one trial as one fused"
+            " network, with the results they get apart (a pair search's single, pair and λ"
+            " runs on small_cnn or resnet18/34); auto: 1 on CPUs, 16 per GPU trial"
+            " (default auto)",
+        )
 
 
 def _add_out_flag(p: argparse.ArgumentParser) -> None:
@@ -224,6 +247,20 @@ def _add_pairs_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also train stage 3 with the partner's labels shuffled: the gain that choosing"
         " λ and epoch alone produces",
+    )
+    g.add_argument(
+        "--lambda-search",
+        choices=("grid", "halving"),
+        default="grid",
+        help="stage 3: every λ at every seed (grid, the paper's sweep), or successive halving"
+        " over λ seed by seed, the λ values worse on validation dropped after each seed",
+    )
+    g.add_argument(
+        "--reduction-factor",
+        type=int,
+        metavar="N",
+        help="--lambda-search halving: the best 1/N of the λ values go on after each seed"
+        " (default 2)",
     )
     g.add_argument(
         "--retry-failed", action="store_true", help="train again the cells recorded as failed"
@@ -319,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seeds per trial, trained in turn; the score is their mean",
     )
     g.add_argument("--seed", type=_seed, default=0, help="first seed; also seeds TPE")
-    _add_ray_flags(p)
+    _add_ray_flags(p, packs=False)
     _add_out_flag(p)
 
     p = sub.add_parser(
@@ -516,6 +553,8 @@ def _pairs(args: argparse.Namespace) -> int:
         null_control=args.null_control,
         min_seeds=args.min_seeds,
         max_seeds=args.max_seeds,
+        lambda_search=args.lambda_search,
+        reduction_factor=args.reduction_factor,
     )
     result = run_pairs(
         dataset,
@@ -534,7 +573,11 @@ def _resources(args: argparse.Namespace) -> Any:
     from .runner import Resources
 
     return Resources(
-        args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.max_failures
+        args.cpus_per_trial,
+        args.gpus_per_trial,
+        args.max_concurrent,
+        args.max_failures,
+        pack=getattr(args, "pack", "auto"),
     )
 
 

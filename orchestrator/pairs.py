@@ -21,6 +21,7 @@ from methods.data import Dataset
 from . import manifest
 from .adaptive_seeds import CellKey, RowState, assess, next_round
 from .cells import Cell, Outcome
+from .lambda_halving import survivors
 from .pair_analysis import (
     Partner,
     adversarial_values,
@@ -113,26 +114,66 @@ class LambdaStudy:
     storage: Any  # an Optuna RDBStorage
     name: str
 
-    def searcher(self, todo: list[Cell]) -> Any:
+    def space(self) -> dict[str, Any]:
         from optuna.distributions import (
             CategoricalDistribution,
             FloatDistribution,
             IntDistribution,
         )
 
-        from .searcher import CellSearch
-
-        sweep = self.settings.protocol.sweep
-        by_point = {(c.tasks[0], float(c.params[sweep]), c.seed): c for c in todo}
         lams = self.settings.lambdas
         seeds = seed_values(self.settings)
         # Optuna refuses a parameter whose distribution changes kind or choices
         # between runs of a study: keep them stable across reruns and extensions.
-        space = {
+        return {
             "main": CategoricalDistribution(sorted(self.settings.attributes)),
-            sweep: FloatDistribution(min(lams), max(lams)),
+            self.settings.protocol.sweep: FloatDistribution(min(lams), max(lams)),
             "seed": IntDistribution(min(seeds), max(seeds)),
         }
+
+    def user_attrs(self) -> dict[str, Any]:
+        return {
+            "method": self.settings.protocol.adversarial,
+            "dataset": self.dataset,
+            "search": "pairs stage 3",
+        }
+
+    def log(self, outcome: Outcome) -> None:
+        """With packs, stage 3 trains as a grid; each recorded cell becomes a finished
+        trial of the study here (once), so the dashboard still shows the sweep."""
+        import optuna
+        from optuna.trial import TrialState
+
+        study = optuna.load_study(study_name=self.name, storage=self.storage)
+        cell = outcome.cell
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+        if any(t.user_attrs.get("cell") == cell.id for t in done):
+            return
+        value = outcome.metrics.get("val/mean_acc")
+        ok = outcome.status == "ok" and value is not None
+        sweep = self.settings.protocol.sweep
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"main": cell.tasks[0], sweep: float(cell.params[sweep]), "seed": cell.seed},
+                distributions=self.space(),
+                value=value if ok else None,
+                state=TrialState.COMPLETE if ok else TrialState.FAIL,
+                user_attrs={
+                    **self.user_attrs(),
+                    "cell": cell.id,
+                    "tasks": list(cell.tasks),
+                    "aux": list(cell.aux),
+                    "seeds": [cell.seed],
+                },
+            )
+        )
+
+    def searcher(self, todo: list[Cell]) -> Any:
+        from .searcher import CellSearch
+
+        sweep = self.settings.protocol.sweep
+        by_point = {(c.tasks[0], float(c.params[sweep]), c.seed): c for c in todo}
+        space = self.space()
 
         def cell_of(params: dict[str, Any], number: int) -> Cell:
             return by_point[(params["main"], float(params[sweep]), int(params["seed"]))]
@@ -144,11 +185,7 @@ class LambdaStudy:
             storage=self.storage,
             study_name=self.name,
             make_cell=cell_of,
-            user_attrs={
-                "method": self.settings.protocol.adversarial,
-                "dataset": self.dataset,
-                "search": "pairs stage 3",
-            },
+            user_attrs=self.user_attrs(),
             points=[{"main": m, sweep: lam, "seed": s} for (m, lam, s) in by_point],
         )
 
@@ -208,6 +245,7 @@ def _run_stages(
     echo: Echo,
 ) -> PairsResult:
     describe = _describer(settings.protocol.sweep)
+    sweep = settings.protocol.sweep
     rows: dict[str, RowState] | None = None
     if settings.adaptive is None:
         stage1 = stage1_cells(settings)
@@ -236,27 +274,25 @@ def _run_stages(
         " negative partner: "
         + (", ".join(f"{a}~{'+'.join(partners[a].partners)}" for a in with_partner) or "none")
     )
-    stage3 = stage3_cells(settings, partners)
     # the same machinery as `auxsearch sweep`: an Optuna study, watched live
-    stages.run(
-        "stage 3: adversarial runs over λ",
-        stage3,
-        searcher_for=lambda_study.searcher,
-        describe=describe,
+    adv_ids = _stage3(
+        "stage 3: adversarial runs over λ", settings, partners, log, stages, lambda_study, echo
     )
-
-    sweep = settings.protocol.sweep
     null_val = null_test = None
     if settings.null_control:
-        null3 = stage3_cells(settings, partners, null=True)
-        stages.run(
-            "stage 3b: null control, the partner's labels shuffled", null3, describe=describe
+        null_ids = _stage3(
+            "stage 3b: null control, the partner's labels shuffled",
+            settings,
+            partners,
+            log,
+            stages,
+            None,
+            echo,
+            null=True,
         )
-        ids_null = {c.id for c in null3}
-        null_val = adversarial_values(log.rows, "val", ids_null, sweep, stage="null")
-        null_test = adversarial_values(log.rows, "test", ids_null, sweep, stage="null")
+        null_val = adversarial_values(log.rows, "val", null_ids, sweep, stage="null")
+        null_test = adversarial_values(log.rows, "test", null_ids, sweep, stage="null")
 
-    ids3 = {c.id for c in stage3}
     mean = matrix(val, settings.attributes)
     std = matrix(val, settings.attributes, "std") if settings.seeds > 1 else None
     counts = matrix(val, settings.attributes, "count") if rows is not None else None
@@ -265,8 +301,8 @@ def _run_stages(
         partners,
         val,
         test,
-        adversarial_values(log.rows, "val", ids3, sweep),
-        adversarial_values(log.rows, "test", ids3, sweep),
+        adversarial_values(log.rows, "val", adv_ids, sweep),
+        adversarial_values(log.rows, "test", adv_ids, sweep),
         null_val,
         null_test,
     )
@@ -278,6 +314,61 @@ def _run_stages(
         write_parquet(out, ADAPTIVE_FILE, adaptive_table(rows))
     out.write_bytes(HEATMAP_FILE, heatmap_png(mean, {a: p.partners for a, p in partners.items()}))
     return PairsResult(out, mean, std, partners, summary, stages.trained, stages.failed, rows=rows)
+
+
+def _stage3(
+    label: str,
+    settings: PairsSettings,
+    partners: dict[str, Partner],
+    log: ResultsLog,
+    stages: StageRunner,
+    study: LambdaStudy | None,
+    echo: Echo,
+    *,
+    null: bool = False,
+) -> set[str]:
+    """Stage 3 (or its null control): the λ × seed grid, or successive halving over
+    λ seed by seed (`--lambda-search halving`, lambda_halving.py). Returns the ids
+    of the cells λ is selected among: every cell of the grid; halving's finalists."""
+    sweep = settings.protocol.sweep
+    describe = _describer(sweep)
+    searcher_for = study.searcher if study is not None else None
+    on_recorded = None
+    if study is not None and stages.resources.pack_size() > 1:
+        # packs train a grid of cells: the study hears of each as it is recorded
+        searcher_for, on_recorded = None, study.log
+    if settings.lambda_search == "grid":
+        cells = stage3_cells(settings, partners, null=null)
+        stages.run(
+            label, cells, searcher_for=searcher_for, describe=describe, on_recorded=on_recorded
+        )
+        return {c.id for c in cells}
+    race = {a: list(settings.lambdas) for a in settings.attributes if partners[a].partners}
+    seeds = seed_values(settings)
+    ids: set[str] = set()
+    name, _, what = label.partition(": ")
+    for round_no, seed in enumerate(seeds, 1):
+        cells = stage3_cells(settings, partners, null=null, race=race, seeds=[seed])
+        running = sum(len(v) for v in race.values())
+        stages.run(
+            f"{name} round {round_no}: {what}, seed {seed} of {running} λ value(s)",
+            cells,
+            searcher_for=searcher_for,
+            describe=describe,
+            on_recorded=on_recorded,
+        )
+        ids |= {c.id for c in cells}
+        if round_no == len(seeds) or not race:
+            break
+        values = adversarial_values(
+            log.rows, "val", ids, sweep, stage="null" if null else "adversarial"
+        )
+        race = survivors(values, race, settings.reduction_factor)
+        echo(
+            f"  round {round_no}: "
+            + "; ".join(f"{a} keeps λ {','.join(f'{x:g}' for x in v)}" for a, v in race.items())
+        )
+    return {c.id for c in stage3_cells(settings, partners, null=null, race=race)}
 
 
 def _adaptive_stage1(

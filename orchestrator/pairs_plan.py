@@ -3,7 +3,8 @@
 Stage 1: M single-attribute runs and M(M−1)/2 pair runs, each repeated for K
 seeds (with `--seeds auto`, each cell for as many seeds as the rows it serves
 need: `adaptive_seeds.py`). Stage 3: for each attribute with a negative partner, one adversarial run
-per swept value (λ) and seed. Which methods train these, and which of their
+per swept value (λ) and seed (with `--lambda-search halving`, seed by seed for the
+λ values still in the race: `lambda_halving.py`). Which methods train these, and which of their
 settings is swept, is the pair protocol's (`search_spaces/protocols/pairs.yaml`);
 each builds its config from task names with its `for_tasks` hook. Cell ids depend
 only on what a cell trains, so the plan of a rerun finds the cells already done.
@@ -46,6 +47,8 @@ class PairsSettings:
     alpha: float = 0.05
     require_significant: bool = False
     null_control: bool = False  # stage 3 again with the protocol's null-control settings
+    lambda_search: str = "grid"  # "halving": successive halving over λ (lambda_halving.py)
+    reduction_factor: int = 2  # halving: ⌈n / reduction_factor⌉ λ values go on per round
     domain: str = field(default="")
 
     def identity(self, dataset: Dataset) -> dict[str, Any]:
@@ -72,6 +75,12 @@ class PairsSettings:
             "alpha": self.alpha,
             "require_significant": self.require_significant,
             "null_control": self.null_control,
+            "lambda_search": self.lambda_search,
+            **(
+                {"reduction_factor": self.reduction_factor}
+                if self.lambda_search == "halving"
+                else {}
+            ),
         }
 
 
@@ -101,6 +110,8 @@ def resolve_settings(
     null_control: bool = False,
     min_seeds: int | None = None,
     max_seeds: int | None = None,
+    lambda_search: str = "grid",
+    reduction_factor: int | None = None,
 ) -> PairsSettings:
     """Validate a pair search completely, before anything is trained or written."""
     protocol = load_pairs_protocol()
@@ -152,12 +163,26 @@ def resolve_settings(
     if isinstance(seeds, str):
         raise UserInputError(f"--seeds {seeds} is not allowed; use a whole number or auto")
     check_seeds(seeds)
+    if lambda_search == "halving" and seeds < 2:
+        raise UserInputError(
+            "--lambda-search halving drops λ values between seeds; it needs --seeds 2 or more"
+            " (or --seeds auto with --min-seeds 2 or more)"
+        )
     if adversaries not in ("worst", "all"):
         raise UserInputError(f"--adversaries {adversaries}: choose worst or all")
     if not 0 < alpha < 1:
         raise UserInputError(f"--alpha {alpha} must be in (0, 1)")
     if require_significant and seeds < 2:
         raise UserInputError("--require-significant needs --seeds 2 or more")
+    if lambda_search not in ("grid", "halving"):
+        raise UserInputError(f"--lambda-search {lambda_search}: choose grid or halving")
+    if reduction_factor is not None and lambda_search != "halving":
+        raise UserInputError("--reduction-factor goes with --lambda-search halving")
+    reduction_factor = 2 if reduction_factor is None else reduction_factor
+    if reduction_factor < 2:
+        raise UserInputError(
+            f"--reduction-factor {reduction_factor} is not allowed; give a whole number ≥ 2"
+        )
     if null_control and not protocol.null_control:
         raise UserInputError(
             f"--null-control: the pair protocol {protocol.source} defines no null_control"
@@ -191,6 +216,8 @@ def resolve_settings(
         alpha=alpha,
         require_significant=require_significant,
         null_control=null_control,
+        lambda_search=lambda_search,
+        reduction_factor=reduction_factor,
         domain=domain.name,
     )
 
@@ -277,20 +304,26 @@ def _pair(s: PairsSettings, a: str, b: str, seed: int) -> Cell:
 
 
 def stage3_cells(
-    s: PairsSettings, partners: Mapping[str, Partner], *, null: bool = False
+    s: PairsSettings,
+    partners: Mapping[str, Partner],
+    *,
+    null: bool = False,
+    race: Mapping[str, Sequence[float]] | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> list[Cell]:
     """One adversarial run per attribute with a partner, per swept value and seed;
     `null`: the same runs with the protocol's null-control settings (the partner's
-    labels shuffled), stage "null"."""
+    labels shuffled), stage "null". `race` and `seeds` narrow it to the λ values of
+    each attribute still in a halving race and the seeds of one round."""
     p = s.protocol
     stage, prefix = ("null", "null") if null else ("adversarial", "adv")
     cells = []
-    for seed in seed_values(s):
+    for seed in seed_values(s) if seeds is None else seeds:
         for a in s.attributes:
             group = partners[a].partners
-            if not group:
+            if not group or (race is not None and a not in race):
                 continue
-            for lam in s.lambdas:
+            for lam in s.lambdas if race is None else race[a]:
                 values = {**s.train, **s.adversarial, p.sweep: lam}
                 if null:
                     values.update(p.null_control)

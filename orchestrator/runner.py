@@ -8,6 +8,9 @@ A trial that raises or diverges is retried `max_failures` times
 (`FailureConfig`), then recorded as failed with its error while the others go
 on. Every finished cell is handed to `on_outcome` as soon as it finishes, so a
 driver killed mid-stage loses only the cells that were still running.
+
+With `--pack N`, cells that may train as one fused network (`packs.py`) go to
+one trial per pack of up to N; each cell of a pack still gets its own outcome.
 """
 
 from __future__ import annotations
@@ -30,10 +33,16 @@ from ray.tune.search import Searcher
 from methods.data import Dataset
 
 from . import ray_session  # noqa: F401  (selects Ray Tune's quiet console reporter)
-from .cells import FINAL_KEY, WALL_KEY, Cell, Outcome, trial_metrics
+from .cells import FINAL_KEY, PACK_KEY, WALL_KEY, Cell, Outcome, trial_metrics
 from .errors import UserInputError
+from .packs import plan_packs
 from .storage import OutputDir
-from .trainable import run_cell
+from .trainable import run_trial
+
+# Cells per pack on a GPU with `--pack auto`: a pair stage's cells of one seed
+# (M + M(M-1)/2: 21 for six attributes) in two packs at most. Not yet measured on
+# a GPU; benchmarks/pack_gpu.py measures the throughput per pack size.
+AUTO_GPU_PACK = 16
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class Resources:
     gpus_per_trial: float = 0.0
     max_concurrent: int = 0  # 0: as many as the resources allow
     max_failures: int = 1  # retries of a trial that raises or diverges
+    pack: int | str = "auto"  # cells per trial trained as one fused network (packs.py)
 
     def __post_init__(self) -> None:
         if not self.cpus_per_trial > 0:
@@ -60,12 +70,24 @@ class Resources:
             )
         if self.gpus_per_trial < 0:
             raise UserInputError(f"--gpus-per-trial {self.gpus_per_trial:g} must be ≥ 0")
+        if self.pack != "auto" and not (isinstance(self.pack, int) and self.pack >= 1):
+            raise UserInputError(
+                f"--pack {self.pack} is not allowed; use a whole number ≥ 1 or auto"
+            )
         for flag, value in (
             ("--max-concurrent", self.max_concurrent),
             ("--max-failures", self.max_failures),
         ):
             if value < 0:
                 raise UserInputError(f"{flag} {value} is not allowed; use 0 or more")
+
+    def pack_size(self) -> int:
+        """Cells per trial: `pack`, or for auto one on CPUs (a fused pack of small
+        CNNs was slower than its cells one by one on this workplace's CPUs,
+        benchmarks/pack_gpu.py) and `AUTO_GPU_PACK` on a GPU."""
+        if self.pack != "auto":
+            return int(self.pack)
+        return AUTO_GPU_PACK if self.gpus_per_trial > 0 else 1
 
     def check_for(self, address: str | None) -> None:
         """Before a search: trials must fit the machine when Ray runs locally."""
@@ -123,13 +145,18 @@ class _Recorder(Callback):
     ) -> None:
         self.started.setdefault(trial.trial_id, time.perf_counter())
         if self.on_start is not None:
-            self.on_start(_cell(trial))
+            for cell in _cells(trial):
+                self.on_start(cell)
 
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        cell = _cell(trial)
         result = trial.last_result or {}
+        cells = _cells(trial)
+        if len(cells) > 1 or PACK_KEY in result:
+            self._emit_pack(trial, cells, result)
+            return
+        cell = cells[0]
         metrics = trial_metrics(result)
         if result.get(FINAL_KEY):
             self._emit(trial, cell, "ok", metrics, wall=float(result.get(WALL_KEY, 0.0)))
@@ -141,7 +168,26 @@ class _Recorder(Callback):
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        self._emit(trial, _cell(trial), "failed", {}, error=_error_message(trial))
+        error = _error_message(trial)
+        for cell in _cells(trial):
+            self._emit(trial, cell, "failed", {}, error=error)
+
+    def _emit_pack(self, trial: Trial, cells: list[Cell], result: dict[str, Any]) -> None:
+        """One outcome per cell of a pack; each is charged an equal share of the
+        pack's training time (its cells train together, not one after another)."""
+        if not result.get(FINAL_KEY):
+            for cell in cells:
+                self._emit(trial, cell, "failed", {}, error="the pack ended without final metrics")
+            return
+        entries = json.loads(result[PACK_KEY])
+        share = float(result.get(WALL_KEY, 0.0)) / len(cells)
+        for cell in cells:
+            entry = entries.get(cell.id, {"error": "the pack returned nothing for this cell"})
+            if "metrics" in entry:
+                metrics = {k: float(v) for k, v in entry["metrics"].items()}
+                self._emit(trial, cell, "ok", metrics, wall=share)
+            else:
+                self._emit(trial, cell, "failed", {}, error=entry["error"], wall=share)
 
     def _emit(
         self,
@@ -176,8 +222,15 @@ class _Recorder(Callback):
             raise
 
 
-def _cell(trial: Trial) -> Cell:
-    return Cell.from_dict(json.loads(trial.config["cell"]))
+def _cells(trial: Trial) -> list[Cell]:
+    """The cells a trial trains: one, or a pack (a JSON list)."""
+    unit = json.loads(trial.config["cell"])
+    return [Cell.from_dict(d) for d in (unit if isinstance(unit, list) else [unit])]
+
+
+def _trial_name(trial: Trial) -> str:
+    cells = _cells(trial)
+    return cells[0].id if len(cells) == 1 else f"pack:{cells[0].id}+{len(cells) - 1}"
 
 
 def _error_message(trial: Trial) -> str:
@@ -202,7 +255,7 @@ class CellRunner:
         threads = max(1, int(resources.cpus_per_trial))
         self.trainable = tune.with_resources(
             tune.with_parameters(
-                run_cell,
+                run_trial,
                 dataset=ray.put(dataset),
                 device=device,
                 threads=threads,
@@ -218,17 +271,22 @@ class CellRunner:
         on_outcome: OutcomeFn,
         on_start: StartFn | None = None,
     ) -> None:
-        """Train a fixed list of cells (a grid); each outcome goes to `on_outcome`
-        (and each cell that starts running to `on_start`)."""
+        """Train a fixed list of cells (a grid), in packs where `Resources.pack` asks
+        and the cells allow; each cell's outcome goes to `on_outcome` (and each cell
+        that starts running to `on_start`)."""
         if not cells:
             return
+        units = plan_packs(cells, self.resources.pack_size())
         ids = {c.id: i for i, c in enumerate(cells)}
+        encoded = [
+            json.dumps(u[0].to_dict() if len(u) == 1 else [c.to_dict() for c in u]) for u in units
+        ]
         self._fit(
             name,
             on_outcome,
             on_start=on_start,
-            param_space={"cell": tune.grid_search([json.dumps(c.to_dict()) for c in cells])},
-            dirname=lambda t: f"cell_{ids[_cell(t).id]:05d}",
+            param_space={"cell": tune.grid_search(encoded)},
+            dirname=lambda t: f"cell_{ids[_cells(t)[0].id]:05d}",
         )
 
     def search(
@@ -276,7 +334,7 @@ class CellRunner:
                 num_samples=num_samples,
                 reuse_actors=True,
                 max_concurrent_trials=self.resources.max_concurrent or None,
-                trial_name_creator=lambda t: _cell(t).id,
+                trial_name_creator=_trial_name,
                 trial_dirname_creator=dirname,
             ),
             run_config=tune.RunConfig(

@@ -92,9 +92,11 @@ class StageRunner:
         *,
         searcher_for: SearcherFor | None = None,
         describe: Describe = describe_cell,
+        on_recorded: Callable[[Outcome], None] | None = None,
     ) -> None:
         """Train what is missing of `cells`: as a grid, or proposed by a searcher
-        (an Optuna study, for stages that are watched live)."""
+        (an Optuna study, for stages that are watched live); `on_recorded` hears of
+        each cell once it is in results.parquet."""
         done = self.log.finished()
         todo = [
             c for c in cells if c.id not in done or (self.retry_failed and done[c.id] == "failed")
@@ -120,6 +122,8 @@ class StageRunner:
             log.record(outcome)
             if searcher is not None:  # the study hears of a cell once it is recorded
                 searcher.recorded(outcome.cell.id)
+            if on_recorded is not None:
+                on_recorded(outcome)
             tally[0] += 1
             head = f"  [{name} {tally[0]:>{width}}/{len(todo)}]"
             if outcome.status == "ok":

@@ -1,4 +1,5 @@
-"""The function every Ray Tune trial runs: one cell, one kernel call.
+"""The function every Ray Tune trial runs: one cell, one kernel call — or a pack
+of cells trained as one fused network (`methods.core.packed`).
 
 The dataset arrives as an object-store reference resolved once per trial (a
 zero-copy read of the arrays the driver put there once per search), never
@@ -9,7 +10,8 @@ the driver can tell a finished run from a stopped one.
 `AUXSEARCH_TRIAL_HOOK=module:function` names a function every trial calls
 before training, `hook(cell_id, dataset) -> dataset`: it may replace the data
 or raise (the fault-injection tests make chosen cells crash or diverge this
-way). Ray passes the driver's environment to local workers.
+way). Ray passes the driver's environment to local workers. In a pack the hook
+sees every cell; a cell whose data it replaces trains alone in the same trial.
 """
 
 from __future__ import annotations
@@ -28,12 +30,83 @@ import numpy as np
 from ray import tune
 
 from methods import RunContext, get_method
+from methods.core import DivergedError
+from methods.core.packed import train_pack
 from methods.data import Dataset
 
-from .cells import FINAL_KEY, SEED_PREFIX, WALL_KEY
+from .cells import FINAL_KEY, PACK_KEY, SEED_PREFIX, WALL_KEY
 
 HOOK_ENV = "AUXSEARCH_TRIAL_HOOK"
 TrialHook = Callable[[str, Dataset], Dataset]
+
+
+def run_trial(
+    config: dict[str, Any], dataset: Dataset, device: str, threads: int, artifacts: str
+) -> None:
+    """A trial's cell, or its pack of cells (`config["cell"]` holds a JSON list)."""
+    unit = json.loads(config["cell"])
+    if isinstance(unit, list):
+        run_pack(unit, dataset, device, threads)
+    else:
+        run_cell(config, dataset, device, threads, artifacts)
+
+
+def run_pack(cells: list[dict[str, Any]], dataset: Dataset, device: str, threads: int) -> None:
+    """Train a pack of cells (same method family, settings and seed) as one fused
+    network. One report per epoch (the epoch alone: a pack is never pruned), then
+    the final one: each cell's final metrics, or the error that ended it, under
+    `PACK_KEY`, and `FINAL_KEY`. A cell that diverges fails alone; its pack-mates
+    finish."""
+    start = time.perf_counter()
+    hook = _trial_hook(os.environ.get(HOOK_ENV, ""))
+    together: list[tuple[dict[str, Any], Dataset]] = []
+    alone: list[tuple[dict[str, Any], Dataset]] = []
+    for cell in cells:
+        data = hook(cell["id"], dataset) if hook is not None else dataset
+        (together if data is dataset else alone).append((cell, data))
+    outcome: dict[str, dict[str, Any]] = {}
+    epochs_reported = [0]
+
+    def report(metrics: dict[str, float], epoch: int) -> None:
+        # one Tune report per epoch of the pack, whichever of its cells gets there
+        if epoch > epochs_reported[0]:
+            epochs_reported[0] = epoch
+            tune.report({"epoch": epoch})
+
+    def context(cell: dict[str, Any]) -> RunContext:
+        return RunContext(
+            device=_device(device), seed=int(cell["seed"]), report=report, num_threads=threads
+        )
+
+    if together:
+        configs = [get_method(c["method"]).make_config(c["params"]) for c, _ in together]
+        ctxs = [context(c) for c, _ in together]
+        results = train_pack(configs, dataset, ctxs)
+        for (cell, _), packed in zip(together, results, strict=True):
+            outcome[cell["id"]] = _pack_entry(packed)
+    for cell, data in alone:
+        spec = get_method(cell["method"])
+        try:
+            result: dict[str, float] | DivergedError = spec.train(
+                spec.make_config(cell["params"]), data, context(cell)
+            )
+        except DivergedError as exc:
+            result = exc
+        outcome[cell["id"]] = _pack_entry(result)
+    tune.report(
+        {
+            PACK_KEY: json.dumps(outcome),
+            "epoch": epochs_reported[0],
+            FINAL_KEY: 1,
+            WALL_KEY: time.perf_counter() - start,
+        }
+    )
+
+
+def _pack_entry(result: dict[str, float] | DivergedError) -> dict[str, Any]:
+    if isinstance(result, DivergedError):
+        return {"error": f"DivergedError: {result}"}
+    return {"metrics": result}
 
 
 def run_cell(

@@ -56,6 +56,7 @@ from ..core import (
     GridRoles,
     MethodConfig,
     Metric,
+    PackPlan,
     RunContext,
     RunTasks,
     TaskSpec,
@@ -165,6 +166,14 @@ class AALConfig(MethodConfig):
                     f"adversary_loss={self.adversary_loss} needs binary adversaries, but"
                     f" '{spec.name}' has {spec.num_classes} classes; use adversary_loss=reversal"
                 )
+
+    def pack_plan(self) -> PackPlan | None:
+        """The paper's gradient reversal on the domain trained on packs (a pair
+        search's λ values and attributes of one seed); the alternating ablations,
+        another domain's adversaries and the shuffled-label control train alone."""
+        if self.adversary_loss != "reversal" or self.adversary_domain or self.permute_adversaries:
+            return None
+        return PackPlan(self.main, self.adversaries, self.lam)
 
 
 def _group_loss(

@@ -27,6 +27,7 @@ from ..core import (
     GridRoles,
     HookNotSupported,
     MethodConfig,
+    PackPlan,
     RunContext,
     RunTasks,
     check_distinct,
@@ -77,6 +78,10 @@ class MTLConfig(MethodConfig):
         return RunTasks(
             tuple(t for t, d in pairs if d in own), tuple(t for t, d in pairs if d not in own)
         )
+
+    def pack_plan(self) -> PackPlan | None:
+        """Packable when every task lives on the domain trained on (no second stream)."""
+        return None if any(self.task_domains) else PackPlan(tuple(self.tasks))
 
     @staticmethod
     def for_grid(roles: GridRoles, train: str, tests: Sequence[str]) -> dict[str, Any]:

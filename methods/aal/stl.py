@@ -15,6 +15,7 @@ from ..core import (
     GridRoles,
     HookNotSupported,
     MethodConfig,
+    PackPlan,
     RunContext,
     meta,
     register_method,
@@ -36,6 +37,9 @@ class STLConfig(MethodConfig):
     def check(self) -> None:
         if not self.task:
             raise ConfigError("method 'stl' needs task=<attribute>")
+
+    def pack_plan(self) -> PackPlan | None:
+        return PackPlan((self.task,))
 
     @staticmethod
     def for_grid(roles: GridRoles, train: str, tests: Sequence[str]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from .contract import (
     MethodConfig,
     MethodContractError,
     Metric,
+    PackPlan,
     PlotFn,
     RunTasks,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "MethodSpec",
     "Metric",
     "MetricsCollector",
+    "PackPlan",
     "PlotFn",
     "RunContext",
     "RunTasks",

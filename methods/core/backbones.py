@@ -76,12 +76,7 @@ class Backbone(nn.Module):
         self.out_dim = feature_dim if feature_dim > 0 else out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.min_size and x.dim() == 4 and min(x.shape[-2:]) < self.min_size:
-            h, w = x.shape[-2:]
-            scale = self.min_size / min(h, w)
-            x = F.interpolate(
-                x, size=(round(h * scale), round(w * scale)), mode="bilinear", align_corners=False
-            )
+        x = upsample_to(x, self.min_size)
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.proj(torch.flatten(self.trunk(x), 1))
@@ -102,6 +97,18 @@ class Backbone(nn.Module):
         self.channels_last = memory_format == "channels_last" and convolutional
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
         return self.to(memory_format=layout)
+
+
+def upsample_to(x: torch.Tensor, min_size: int) -> torch.Tensor:
+    """Images smaller than `min_size` on their short side, upsampled (bilinear) to
+    it; anything else as it is."""
+    if min_size and x.dim() == 4 and min(x.shape[-2:]) < min_size:
+        h, w = x.shape[-2:]
+        scale = min_size / min(h, w)
+        x = F.interpolate(
+            x, size=(round(h * scale), round(w * scale)), mode="bilinear", align_corners=False
+        )
+    return x
 
 
 def check_backbone(name: str, input_shape: tuple[int, ...], weights: str = "") -> None:

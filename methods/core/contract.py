@@ -19,6 +19,7 @@ through these, so a new method is one module and one `search_spaces/<name>.yaml`
 | `plots` | none | `--out`: a PNG beside an artifact |
 | `for_grid(roles, train, tests)` | not usable in a grid | `auxsearch grid` |
 | `for_tasks(main, aux)` | not buildable from task names | `auxsearch pairs` |
+| `pack_plan()` | None: never trained packed | `auxsearch pairs --pack` (`packed.py`) |
 | `tiny_example()` | none: required | the shared suite |
 """
 
@@ -71,6 +72,26 @@ class RunTasks(NamedTuple):
     aux: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class PackPlan:
+    """How a run trains when it is linear heads on one backbone and nothing else,
+    as `packed.py` reproduces it inside a pack.
+
+    `main` heads minimise their task's loss; `adversaries` heads sit behind a
+    gradient reversal of strength `reversal` (AAL eq. 6/10: each head learns its
+    task, the backbone unlearns it). Losses are summed over the main tasks
+    (`train_heads`, AAL eq. 2/8), or with `adversaries` averaged within each
+    group and added (AAL eq. 10–11). Without adversaries each main task is
+    selected at its own best epoch; with them the main group is selected
+    together and the adversaries' metrics (`adv_acc`, `adv_loss`) are carried
+    from its epoch, as `aal` does.
+    """
+
+    main: tuple[str, ...]
+    adversaries: tuple[str, ...] = ()
+    reversal: float = 0.0
+
+
 class HookNotSupported(NotImplementedError):
     """A method asked for a hook it does not offer (e.g. a grid of a method that
     cannot take a grid's roles)."""
@@ -109,6 +130,13 @@ class MethodConfig(TrainConfig):
             for task in main if metric.of == "main" else aux:
                 out[f"val/{metric.name}/{task}"] = metric.goal
         return out
+
+    def pack_plan(self) -> PackPlan | None:
+        """The run as linear heads on one backbone, one optimiser step per batch on
+        the sum of its losses (`PackPlan`): runs like it with the same training
+        settings and seed may train packed as one fused network (`packed.py`), with
+        the same results. None (the default): the method's update is its own."""
+        return None
 
     def reported_epochs(self) -> int:
         """How many times a run calls `ctx.report` (once per epoch trained)."""

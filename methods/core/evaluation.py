@@ -65,6 +65,43 @@ class EvalHead:
     view: DomainView | None = None
 
 
+class HeadScores:
+    """Accuracy and mean loss of heads, accumulated over batches of features."""
+
+    def __init__(self, heads: Sequence[EvalHead]):
+        self.heads = heads
+        self.correct = np.zeros(len(heads))
+        self.loss_sum = np.zeros(len(heads))
+        self.count = np.zeros(len(heads))
+
+    def add(self, features: torch.Tensor, y: torch.Tensor) -> None:
+        """One batch: `features` of its inputs, `y` its whole label rows."""
+        for k, head in enumerate(self.heads):
+            logits = head.module(features)
+            target = y[:, head.spec.column]
+            mask = target >= 0
+            n = int(mask.sum())
+            if n == 0:
+                continue
+            self.loss_sum[k] += float(task_loss(logits, target, head.spec)) * n
+            pred = predictions(logits, head.spec)
+            self.correct[k] += float((pred[mask] == target[mask]).sum())
+            self.count[k] += n
+
+    def metrics(self, key: str) -> dict[str, float]:
+        """`<key>/<prefix>acc/<task>` and `<key>/<prefix>loss/<task>` of every head
+        that saw a labelled sample."""
+        out = {}
+        for k, head in enumerate(self.heads):
+            if self.count[k] == 0:
+                continue
+            loss = self.loss_sum[k] / self.count[k]
+            ensure_finite(loss, f"{key} loss of '{head.spec.name}'")
+            out[f"{key}/{head.prefix}acc/{head.spec.name}"] = float(self.correct[k] / self.count[k])
+            out[f"{key}/{head.prefix}loss/{head.spec.name}"] = float(loss)
+        return out
+
+
 @torch.no_grad()
 def score_heads(
     backbone: nn.Module, view: DomainView, rows: np.ndarray, key: str, heads: Sequence[EvalHead]
@@ -73,33 +110,12 @@ def score_heads(
     `rows` of `view` (labelled rows only), in eval mode."""
     if len(rows) == 0 or not heads:
         return {}
-    correct = np.zeros(len(heads))
-    loss_sum = np.zeros(len(heads))
-    count = np.zeros(len(heads))
+    scores = HeadScores(heads)
     with eval_mode(backbone, *(h.module for h in heads)), on_domain(backbone, view.name):
         for batch in minibatches(rows, EVAL_BATCH, None):
             x, y = view.batch(batch)
-            h = backbone(x)
-            for k, head in enumerate(heads):
-                logits = head.module(h)
-                target = y[:, head.spec.column]
-                mask = target >= 0
-                n = int(mask.sum())
-                if n == 0:
-                    continue
-                loss_sum[k] += float(task_loss(logits, target, head.spec)) * n
-                pred = predictions(logits, head.spec)
-                correct[k] += float((pred[mask] == target[mask]).sum())
-                count[k] += n
-    out = {}
-    for k, head in enumerate(heads):
-        if count[k] == 0:
-            continue
-        loss = loss_sum[k] / count[k]
-        ensure_finite(loss, f"{key} loss of '{head.spec.name}'")
-        out[f"{key}/{head.prefix}acc/{head.spec.name}"] = float(correct[k] / count[k])
-        out[f"{key}/{head.prefix}loss/{head.spec.name}"] = float(loss)
-    return out
+            scores.add(backbone(x), y)
+    return scores.metrics(key)
 
 
 @torch.no_grad()

@@ -68,7 +68,8 @@ def task_loss(
     if not bool(mask.any()):
         return logits.sum() * 0.0
     if spec.out_features == 1:
-        return F.binary_cross_entropy_with_logits(logits[mask, 0], y[mask], reduction=reduction)
+        target = y[mask].to(logits.dtype)  # labels are float32; logits may be float64
+        return F.binary_cross_entropy_with_logits(logits[mask, 0], target, reduction=reduction)
     return F.cross_entropy(logits[mask], y[mask].long(), reduction=reduction)
 
 
@@ -76,4 +77,3 @@ def predictions(logits: torch.Tensor, spec: TaskSpec) -> torch.Tensor:
     if spec.out_features == 1:
         return (logits[:, 0] > 0).float()
     return logits.argmax(1).float()
-

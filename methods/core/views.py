@@ -46,8 +46,11 @@ class InputEncoder:
                 mean, std = sample.mean(0, dtype=np.float64), sample.std(0, dtype=np.float64)
                 shape = (1, -1)
             std = np.where(std < 1e-6, 1.0, std)
-            self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(shape)
-            self.std = torch.tensor(std, dtype=torch.float32, device=device).view(shape)
+            # torch's default float type (float32 unless a caller, e.g. an exactness
+            # test, runs everything in float64)
+            dtype = torch.get_default_dtype()
+            self.mean = torch.tensor(mean, dtype=dtype, device=device).view(shape)
+            self.std = torch.tensor(std, dtype=dtype, device=device).view(shape)
         self.cached: torch.Tensor | None = None
         if device.type != "cpu" and domain.inputs.nbytes <= self.DEVICE_CACHE_BYTES:
             self.cached = torch.tensor(domain.inputs, device=device)
@@ -58,7 +61,7 @@ class InputEncoder:
         else:
             x = torch.from_numpy(self.domain.inputs[rows]).to(self.device)
         if self.domain.is_image:
-            x = x.permute(0, 3, 1, 2).float().div_(255.0)
+            x = x.permute(0, 3, 1, 2).to(torch.get_default_dtype()).div_(255.0)
         return (x - self.mean) / self.std
 
 
@@ -115,4 +118,3 @@ def minibatches(
         if rng is not None and len(batch) < 2:
             continue
         yield batch
-

@@ -22,3 +22,30 @@ def test_trains_on_cuda(name: str, backbone: str, tiny_digits: Dataset) -> None:
     final = spec.train(config, tiny_digits, RunContext(device="cuda", report=MetricsCollector()))
     assert final and all(math.isfinite(v) for v in final.values())
     assert 0.0 <= final["test@plain/acc/digit"] <= 1.0
+
+
+@pytest.mark.parametrize("backbone", ["small_cnn", "resnet18"])
+def test_a_pack_on_cuda_gives_each_run_its_own_numbers(backbone: str) -> None:
+    """Packed on the GPU as apart on the GPU, in float64 (cuDNN's grouped and plain
+    convolutions round differently; float64 keeps that below 1e-6)."""
+    from methods.core.packed import train_pack
+    from methods.data import load_dataset
+
+    data = load_dataset("shapes", {"n": 96, "image_size": 16, "seed": 3})
+    base = {"backbone": backbone, "epochs": 1, "batch_size": 16, "lr": 3e-3}
+    runs = [("stl", {"task": "red"}), ("mtl", {"tasks": ["red", "large"]})]
+    configs = [get_method(m).make_config({**base, **v}) for m, v in runs]
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        apart = [
+            get_method(m).train(c, data, RunContext(device="cuda", seed=1))
+            for (m, _), c in zip(runs, configs, strict=True)
+        ]
+        packed = train_pack(configs, data, [RunContext(device="cuda", seed=1) for _ in runs])
+    finally:
+        torch.set_default_dtype(before)
+    for alone, together in zip(apart, packed, strict=True):
+        assert isinstance(together, dict) and together.keys() == alone.keys()
+        for key, value in alone.items():
+            assert together[key] == pytest.approx(value, abs=1e-6), key

@@ -409,3 +409,47 @@ def test_adaptive_seeds_spend_seeds_where_an_open_row_needs_them(
     total = sum(len(s) for s in seeds_of.values())
     assert f"{total} cell(s), {total - 1} already recorded, 1 to train" in printed
     assert f"{'+'.join(lost)} seed 2:" in printed  # the progress line of that cell
+
+
+def test_lambda_halving_trains_the_best_half_and_selects_among_finalists(
+    ray_local: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--lambda-search halving`: seed 0 of every λ, seed 1 of the best ⌈3/2⌉ = 2 by
+    seed 0's validation accuracy (recomputed here from results.parquet), λ chosen
+    among those on both seeds; a rerun trains nothing, and the grid on the same
+    --out trains only the cells halving skipped."""
+    out = tmp_path / "halving"
+    args = [*BASE, "--lambdas", "0.01,0.1,1", "--seeds", "2", "--lambda-search", "halving",
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "stage 3 round 1: adversarial runs over λ, seed 0 of" in printed
+    results, _, summary = _tables(out)
+    adv = [r for r in results if r["stage"] == "adversarial" and r["metric"] == "acc"]
+    val = {
+        (r["main_task"], json.loads(r["params"])["lam"], r["seed"]): r["value"]
+        for r in adv
+        if r["split"] == "val"
+    }
+    partnered = {a for a, _, _ in val}
+    assert partnered, "on this data some attribute has a negative partner"
+    for a in partnered:
+        seed0 = {lam: v for (m, lam, s), v in val.items() if m == a and s == 0}
+        seed1 = {lam for (m, lam, s) in val if m == a and s == 1}
+        assert set(seed0) == {0.01, 0.1, 1.0}
+        best_two = sorted(seed0, key=lambda lam: (-seed0[lam], lam))[:2]
+        assert seed1 == set(best_two)
+        row = next(r for r in summary if r["attribute"] == a)
+        means = {lam: (seed0[lam] + val[(a, lam, 1)]) / 2 for lam in seed1}
+        chosen = max(sorted(seed1), key=lambda lam: means[lam])
+        assert row["lambda"] == chosen
+        assert row["adv"] == pytest.approx(means[chosen])
+    assert len({r["trial_id"] for r in adv}) == 5 * len(partnered)
+
+    assert main(args) == 0
+    assert "trained 0 cell(s) (resumed)" in capsys.readouterr().out
+    grid = [a for a in args if a not in ("--lambda-search", "halving")]
+    assert main(grid) == 0
+    printed = capsys.readouterr().out
+    n = len(partnered)
+    assert f"{6 * n} cell(s), {5 * n} already recorded, {n} to train" in printed
