@@ -180,8 +180,8 @@ def _add_ray_flags(p: argparse.ArgumentParser, *, packs: bool = True) -> None:
             metavar="N|auto",
             help="train up to N cells of the same settings and seed in one trial as one fused"
             " network, with the results they get apart (a pair search's single, pair and λ"
-            " runs on small_cnn or resnet18/34); auto: 1 on CPUs, 16 per GPU trial"
-            " (default auto)",
+            " runs on small_cnn or resnet18/34); auto: 1 on CPUs, on a GPU as many as fit"
+            " its memory, up to 64 (default auto)",
         )
 
 

@@ -39,10 +39,11 @@ from .packs import plan_packs
 from .storage import OutputDir
 from .trainable import run_trial
 
-# Cells per pack on a GPU with `--pack auto`: a pair stage's cells of one seed
-# (M + M(M-1)/2: 21 for six attributes) in two packs at most. Not yet measured on
-# a GPU; benchmarks/pack_gpu.py measures the throughput per pack size.
-AUTO_GPU_PACK = 16
+# Cells per pack on a GPU with `--pack auto`: as many as fit its memory, found in
+# the trial (a pack that runs out is halved: packed.train_pack_within_memory) from
+# at most this many. What each size is worth on a GPU is benchmarks/pack_gpu.py's
+# to measure; no GPU has run it yet.
+AUTO_GPU_PACK = 64
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,10 @@ class Resources:
                 raise UserInputError(f"{flag} {value} is not allowed; use 0 or more")
 
     def pack_size(self) -> int:
-        """Cells per trial: `pack`, or for auto one on CPUs (a fused pack of small
-        CNNs was slower than its cells one by one on this workplace's CPUs,
-        benchmarks/pack_gpu.py) and `AUTO_GPU_PACK` on a GPU."""
+        """Cells per trial: `pack`, or for auto one on CPUs (fused packs were no
+        faster than their cells one by one on this workplace's CPUs,
+        benchmarks/pack_gpu.py) and up to `AUTO_GPU_PACK` on a GPU (halved in the
+        trial until a pack fits the GPU's memory)."""
         if self.pack != "auto":
             return int(self.pack)
         return AUTO_GPU_PACK if self.gpus_per_trial > 0 else 1

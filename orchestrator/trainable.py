@@ -31,7 +31,7 @@ from ray import tune
 
 from methods import RunContext, get_method
 from methods.core import DivergedError
-from methods.core.packed import train_pack
+from methods.core.packed import train_pack_within_memory
 from methods.data import Dataset
 
 from .cells import FINAL_KEY, PACK_KEY, SEED_PREFIX, WALL_KEY
@@ -81,7 +81,7 @@ def run_pack(cells: list[dict[str, Any]], dataset: Dataset, device: str, threads
     if together:
         configs = [get_method(c["method"]).make_config(c["params"]) for c, _ in together]
         ctxs = [context(c) for c, _ in together]
-        results = train_pack(configs, dataset, ctxs)
+        results = train_pack_within_memory(configs, dataset, ctxs)
         for (cell, _), packed in zip(together, results, strict=True):
             outcome[cell["id"]] = _pack_entry(packed)
     for cell, data in alone:

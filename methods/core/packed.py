@@ -219,6 +219,28 @@ def train_pack(
     return out
 
 
+def train_pack_within_memory(
+    configs: Sequence[MethodConfig], data: Dataset, ctxs: Sequence[RunContext]
+) -> list[dict[str, float] | DivergedError]:
+    """`train_pack`, with a pack that runs out of device memory split in two halves,
+    each trained again from the start (seeded as before, so with the numbers it
+    would have had), down to single runs. A pack as large as the GPU holds is
+    found this way, not guessed: `--pack auto` asks for large packs on a GPU.
+    (A run's `report` may hear the first epochs of the attempt that ran out.)"""
+    try:
+        return train_pack(configs, data, ctxs)
+    except torch.OutOfMemoryError:
+        if len(configs) == 1:
+            raise
+    # retried outside the handler, so the failed attempt's tensors are freed first
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    half = len(configs) // 2
+    return train_pack_within_memory(configs[:half], data, ctxs[:half]) + (
+        train_pack_within_memory(configs[half:], data, ctxs[half:])
+    )
+
+
 def _train_epoch(
     fused: FusedBackbone,
     alive: Sequence[_Member],

@@ -110,4 +110,3 @@ class TrainConfig:
             if len(other.indices("test")) == 0:
                 raise DataError(f"test domain '{name}' has no 'test' samples")
         return domain
-

@@ -198,7 +198,6 @@ class MTLSAConfig(MethodConfig):
         }
 
 
-
 @register_method("mtl_sa", config=MTLSAConfig)
 def train(config: MTLSAConfig, data: Dataset, ctx: RunContext) -> dict[str, float]:
     trainer = Trainer(config, data, ctx)

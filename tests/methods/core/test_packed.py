@@ -148,3 +148,33 @@ def test_runs_share_a_pack_only_with_the_same_settings_and_seed() -> None:
     assert pack_key(aal.make_config({**adversarial, "permute_adversaries": True}), 0) is None
     with pytest.raises(Exception, match="cannot train as one pack"):
         train_pack([red, gan], _data(16), [RunContext(seed=0), RunContext(seed=0)])
+
+
+def test_a_pack_that_runs_out_of_memory_trains_in_halves_with_the_same_numbers(
+    float64: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A device that holds at most two runs at once: the pack of five is split
+    (2 + 3, then 1 + 2) and every run ends with the numbers it gets apart."""
+    real = packed_module.train_pack
+    attempts: list[int] = []
+
+    def small_device(configs: Any, data: Any, ctxs: Any) -> Any:
+        attempts.append(len(configs))
+        if len(configs) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(configs, data, ctxs)
+
+    monkeypatch.setattr(packed_module, "train_pack", small_device)
+    data, configs = _data(16), _configs("small_cnn", RUNS)
+    ctxs = [RunContext(seed=5, num_threads=1) for _ in configs]
+    results = packed_module.train_pack_within_memory(configs, data, ctxs)
+    assert attempts == [5, 2, 3, 1, 2]
+    for (alone, _), together in zip(_apart(RUNS, configs, data), results, strict=True):
+        _assert_same(alone, together)
+
+    def no_room(configs: Any, data: Any, ctxs: Any) -> Any:
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(packed_module, "train_pack", no_room)
+    with pytest.raises(torch.OutOfMemoryError):  # one run alone that does not fit: its error
+        packed_module.train_pack_within_memory(configs[:1], data, ctxs[:1])
