@@ -274,6 +274,38 @@ def check_inherited_settings_honoured(method: str) -> None:
         )
 
 
+def check_packed_as_alone(method: str) -> None:
+    """A method whose `pack_plan()` declares it packable trains inside a pack (two
+    copies of its example, without test domains) to every number of every epoch
+    it gets alone, in float64 to 1e-6; one that declares no plan never packs."""
+    import torch
+
+    from .core.packed import pack_key, train_pack
+
+    spec = get_method(method)
+    config, data = example(method)
+    config = spec.make_config({**config_to_dict(config), "test_domains": [], "pca_components": 0})
+    if config.pack_plan() is None or pack_key(config, 0) is None:
+        assert config.pack_plan() is not None or pack_key(config, 0) is None
+        return
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        alone = MetricsCollector()
+        final = spec.train(config, data, RunContext(seed=0, report=alone, num_threads=1))
+        together = [MetricsCollector(), MetricsCollector()]
+        ctxs = [RunContext(seed=0, report=h, num_threads=1) for h in together]
+        results = train_pack([config, config], data, ctxs)
+    finally:
+        torch.set_default_dtype(before)
+    for result, history in zip(results, together, strict=True):
+        assert isinstance(result, dict), f"{method}: failed in a pack: {result}"
+        for got, want in [(result, final), *zip(history.history, alone.history, strict=True)]:
+            assert got.keys() == want.keys(), f"{method}: a pack reports other metrics"
+            worst = max(abs(got[k] - want[k]) for k in want)
+            assert worst < 1e-6, f"{method}: packed differs from alone by {worst:g}"
+
+
 CHECKS: tuple[Callable[[str], None], ...] = (
     check_declares_the_contract,
     check_reports_every_epoch,
@@ -282,6 +314,7 @@ CHECKS: tuple[Callable[[str], None], ...] = (
     check_unknown_label_and_domain_refused,
     check_divergence_stops_the_run,
     check_inherited_settings_honoured,
+    check_packed_as_alone,
 )
 
 

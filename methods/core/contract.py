@@ -19,7 +19,7 @@ through these, so a new method is one module and one `search_spaces/<name>.yaml`
 | `plots` | none | `--out`: a PNG beside an artifact |
 | `for_grid(roles, train, tests)` | not usable in a grid | `auxsearch grid` |
 | `for_tasks(main, aux)` | not buildable from task names | `auxsearch pairs` |
-| `pack_plan()` | None: never trained packed | `auxsearch pairs --pack` (`packed.py`) |
+| `pack_plan()` | None: never trained packed | `--pack` (`packed.py`), the shared suite |
 | `tiny_example()` | none: required | the shared suite |
 """
 
