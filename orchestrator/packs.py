@@ -1,8 +1,8 @@
 """Which cells of a stage train together as one fused network (`--pack N`).
 
-Cells share a pack when the method says they may (`methods.core.packed.pack_key`:
-plain linear-head training — the pair search's single and pair runs — with the
-same training settings and seed, on a backbone that fuses). Each group of such
+Cells share a pack when their methods say they may (`methods.core.packed.pack_key`:
+linear heads on one backbone — the pair search's single, pair and λ runs — with
+the same training settings and seed, on a backbone that fuses). Each group of such
 cells is cut into the fewest packs of at most N, as even as possible (21 cells
 in packs of 16: 11 and 10, not 16 and 5), so the packs of a stage finish
 together. Every other cell is a pack of one, trained as without `--pack`.

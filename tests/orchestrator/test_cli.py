@@ -55,6 +55,15 @@ def _pairs(tmp_path: Path, *extra: str) -> list[str]:
         ),
         (["--dataset", "shapes:n"], "option 'n' is not key=value"),
         (["--config", "missing.yaml"], "--config missing.yaml does not exist"),
+        (["--lambda-search", "halving"], "--lambda-search halving drops λ values between seeds"),
+        (["--lambda-search", "random"], "argument --lambda-search: invalid choice: 'random'"),
+        (["--reduction-factor", "3"], "--reduction-factor goes with --lambda-search halving"),
+        (
+            ["--seeds", "2", "--lambda-search", "halving", "--reduction-factor", "1"],
+            "--reduction-factor 1 is not allowed; give a whole number ≥ 2",
+        ),
+        (["--pack", "0"], "argument --pack: 0 is not allowed; use a whole number ≥ 1 or auto"),
+        (["--pack", "many"], "argument --pack: many is not allowed"),
     ],
 )
 def test_pairs_mistakes(
