@@ -137,7 +137,7 @@ def _pack(text: str) -> int | str:
     return value
 
 
-def _add_ray_flags(p: argparse.ArgumentParser, *, packs: bool = True) -> None:
+def _add_ray_flags(p: argparse.ArgumentParser, *, packs: bool = False) -> None:
     g = p.add_argument_group("Ray")
     g.add_argument(
         "--address",
@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(p)
     _add_pairs_flags(p)
     _add_method_flags(p)
-    _add_ray_flags(p)
+    _add_ray_flags(p, packs=True)
     _add_out_flag(p)
 
     p = sub.add_parser(
@@ -356,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seeds per trial, trained in turn; the score is their mean",
     )
     g.add_argument("--seed", type=_seed, default=0, help="first seed; also seeds TPE")
-    _add_ray_flags(p, packs=False)
+    _add_ray_flags(p)
     _add_out_flag(p)
 
     p = sub.add_parser(

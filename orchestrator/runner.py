@@ -71,7 +71,8 @@ class Resources:
             )
         if self.gpus_per_trial < 0:
             raise UserInputError(f"--gpus-per-trial {self.gpus_per_trial:g} must be ≥ 0")
-        if self.pack != "auto" and not (isinstance(self.pack, int) and self.pack >= 1):
+        whole = isinstance(self.pack, int) and not isinstance(self.pack, bool)
+        if self.pack != "auto" and not (whole and int(self.pack) >= 1):
             raise UserInputError(
                 f"--pack {self.pack} is not allowed; use a whole number ≥ 1 or auto"
             )

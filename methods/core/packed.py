@@ -140,7 +140,7 @@ def train_pack(
     if None in keys or len(keys) != 1:
         raise ConfigError(
             "these runs cannot train as one pack: they need the same training settings and"
-            " seed, a backbone that fuses and a plain train_heads method"
+            " seed, a backbone that fuses and methods that declare a pack_plan()"
         )
     if len({(x.device, x.num_threads) for x in ctxs}) != 1:
         raise ConfigError("the runs of a pack must share a device and thread count")
