@@ -5,7 +5,10 @@ run, on two built-in datasets (run by `make bench`):
 1. the demo's data (`shapes`, 2,000 32×32 images, correlated pairs, six
    attributes): large negative transfer;
 2. a harder variant with smaller effects (`shapes` with weaker correlations,
-   four attributes of the demo).
+   four attributes of the demo);
+3. five attributes the demo does not use, at a middling correlation: the
+   variant on which the first rule of `--seeds auto` (a futility projection from
+   each cell's own two seeds) settled two rows against uniform-5's verdict.
 
 For each: stage-1 trainings used, stage-1 wall time (the sum of its cells' own
 wall times, so the two are compared on the same trainings' cost, whatever ran
@@ -15,27 +18,40 @@ with Holm's correction) equals uniform-5's. Both searches sweep one λ in stage 
 (which auto runs with its minimum seeds).
 
     python benchmarks/adaptive_seeds.py [--quick]
+
+`--replay DIR ...` trains nothing: it replays `--seeds auto` on finished uniform
+searches (`auxsearch pairs --seeds K --out DIR`; a cell's numbers depend only on
+its seed, so auto's rounds are a subset of uniform-K's cells) and reports the
+same comparison, for any data a uniform search has already been run on.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
 from methods.data import load_dataset
+from orchestrator.adaptive_seeds import AdaptiveSeeds, assess, next_round
 from orchestrator.demo import DEMO_ATTRIBUTES, DEMO_DATASET, DEMO_SETTINGS
+from orchestrator.pair_analysis import choose_partners, pair_values
 from orchestrator.pairs import run_pairs
-from orchestrator.pairs_plan import resolve_settings
+from orchestrator.pairs_plan import resolve_settings, stage1_id
 
 CASES = {
     "demo (shapes, correlation 0.5)": (DEMO_DATASET, DEMO_ATTRIBUTES),
     "smaller effects (shapes, correlation 0.2)": (
         {**DEMO_DATASET, "correlation": 0.2, "seed": 1},
         ("red", "large", "left", "striped"),
+    ),
+    "other attributes (shapes, correlation 0.35)": (
+        {**DEMO_DATASET, "correlation": 0.35, "seed": 3},
+        ("top", "vertical", "outlined", "bright", "marker"),
     ),
 }
 
@@ -79,16 +95,55 @@ def agreement(uniform: dict[str, Any], auto: dict[str, Any]) -> dict[str, Any]:
             out["notes"].append(
                 f"{a}: auto {row.decision} {row.partner or ''} ({row.why}),"
                 f" uniform-5 {'negative ' + u.partners[0] if u_negative else 'none'}"
-                f" (p {u.p_holm:.3g})"
+                f" (p {'-' if u.p_holm is None else f'{u.p_holm:.3g}'})"
             )
     return out
+
+
+def replay(out: Path) -> None:
+    """`--seeds auto --max-seeds K` replayed on a uniform-K search's results."""
+    settings = json.loads((out / "search.json").read_text())["settings"]
+    attributes, k, first = settings["attributes"], int(settings["seeds"]), int(settings["seed"])
+    rows = pq.read_table(out / "results.parquet").to_pylist()
+    keys = [(a,) for a in attributes] + [
+        tuple(sorted((a, b))) for i, a in enumerate(attributes) for b in attributes[i + 1 :]
+    ]
+    cfg = AdaptiveSeeds(max_seeds=k, alpha=float(settings["alpha"]))
+    seeds = dict.fromkeys(keys, cfg.min_seeds)
+    while True:
+        ids = {stage1_id(key, first + j) for key in keys for j in range(seeds[key])}
+        states = assess(pair_values(rows, "val", ids), attributes, seeds, cfg)
+        more = next_round(states, seeds, cfg)
+        if not more:
+            break
+        for key in more:
+            seeds[key] += 1
+    full = pair_values(rows, "val", {stage1_id(key, first + j) for key in keys for j in range(k)})
+    uniform = {"partners": choose_partners(full, attributes, alpha=cfg.alpha)}
+    agree = agreement(uniform, {"rows": states})
+    print(
+        f"{out}: auto 2-{k} would train {sum(seeds.values())} of uniform-{k}'s {k * len(keys)}"
+        f" stage-1 cells ({sum(seeds.values()) / (k * len(keys)):.2f});"
+        f" {agree['settled']} row(s) settled ({agree['verdict']} with uniform-{k}'s verdict,"
+        f" {agree['partner']} of {agree['both']} negative ones with its partner),"
+        f" {agree['open']} open"
+    )
+    for note in agree["notes"]:
+        print(f"  differs: {note}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the second dataset only")
+    parser.add_argument(
+        "--replay", nargs="+", type=Path, metavar="DIR", help="finished uniform searches"
+    )
     args = parser.parse_args()
-    cases = list(CASES.items())[1:] if args.quick else list(CASES.items())
+    if args.replay:
+        for out in args.replay:
+            replay(out)
+        return
+    cases = list(CASES.items())[1:2] if args.quick else list(CASES.items())
     print(f"{'dataset':<44}{'seeds':>12}{'stage-1 runs':>14}{'stage-1 s':>11}{'elapsed s':>11}")
     for name, (options, attributes) in cases:
         dataset = load_dataset("shapes", options)

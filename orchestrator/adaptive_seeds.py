@@ -2,47 +2,68 @@
 
 `auxsearch pairs --seeds auto` trains every stage-1 cell with `--min-seeds`
 seeds, then works in rounds. After each round every row a of the matrix has a
-*decision*: its worst partner w (the lowest mean off the diagonal) and whether
-a's accuracy with w is significantly below a alone. The decision uses the same
-test as stage 2 (a one-sided Welch test of each partner against the diagonal,
-Holm-corrected for the M − 1 partners the worst is chosen from), and a row is
+*decision*: stage 2's verdict on the seeds so far — its worst partner w (the
+lowest mean off the diagonal) and whether a's accuracy with w is significantly
+below a alone (a one-sided Welch test of each partner against the diagonal,
+Holm-corrected for the M − 1 partners the worst is chosen from).
 
-- **settled, negative** when w is significant (Holm p < α) and every other
-  partner that could still be the worst (not significantly above w: one-sided
-  Welch p ≥ α for mean(b) > mean(w), Holm over the M − 2 others) is itself
-  significant: further seeds would not undo the verdict, and a partner they
-  might still promote over w hurts a significantly too, so the adversary AAL
-  trains against is a real negative partner either way (the table names the
-  ties);
-- **settled, none** when no number of seeds up to `--max-seeds` could make it
-  significant at the effect seen so far: with the current means and standard
-  deviations and `--max-seeds` seeds on both sides, the worst partner's
-  Holm-corrected p would still be ≥ α (futility; a worst partner at or above
-  the diagonal settles at once);
+The question a row asks is whether that decision is the one `--max-seeds` seeds
+on every cell (uniform seeds, what `--seeds auto` stands in for) would give. It
+is answered by stochastic curtailment with the predictive probability (Lan,
+Simon & Halperin 1982, "Stochastically curtailed tests in long-term clinical
+trials"; Spiegelhalter, Freedman & Blackburn 1986): draw the seeds not yet
+trained from what the seeds so far say about each cell, run stage 2's test on
+every completed draw, and count how often it finds the worst partner
+significant — P(negative at K). A row is
+
+- **settled, negative** when its worst partner is significant now and
+  P(negative at K) ≥ `--certainty`;
+- **settled, none** when it is not significant now and P(negative at K) ≤
+  1 − `--certainty` (this covers a partner at or above the diagonal and an
+  effect too small for K seeds to resolve);
 - **open** otherwise. Another seed then goes only to the cells the decision
-  depends on: the diagonal, the current worst partner and every partner still
-  not separated from it; none to a cell that already has `--max-seeds`.
+  depends on: the diagonal, the current worst partner and every partner that is
+  the worst in at least `RIVAL_SHARE` of the draws (the predictive form of "its
+  interval overlaps the worst"), or, once those all have `--max-seeds`, every
+  cell of the row below it (the doubt left lies there); none to a cell that
+  already has `--max-seeds`.
 
-A pair cell serves two rows and is trained once for both. The loop ends when
-every row is settled or every cell an open row depends on has `--max-seeds`
-seeds (the row is then reported as open, at the maximum). Decisions are
+A settled row's decision is stage 2's own on the same data, so stage 2 and the
+summary never contradict it. When every cell of a row has K seeds the draws
+have nothing left to vary: P is 0 or 1 and the row settles on uniform-K's
+verdict itself. Two partners that are both harmful need not be separated: the
+verdict holds whichever is the worst, and the row names the partners that are
+the worst in at least `RIVAL_SHARE` of the draws (AAL may train against either).
+
+The predictive model. Each cell's seed-to-seed accuracies are normal with their
+own mean and variance, under a flat prior on the mean and, for the variance, a
+scaled inverse-χ² prior centred on the row's pooled variance (all its cells'
+seeds) and worth `PRIOR_DF` degrees of freedom. A cell with two seeds has one
+degree of freedom of its own: two seeds that happen to agree would, alone,
+predict no noise at all, and the first version of this module (which projected
+a Welch test from each cell's own deviations) settled such rows as hopeless at
+two seeds where five seeds found a significant partner (2 of 4 settled rows
+wrong on a held-out `shapes` variant, benchmarks/adaptive_seeds.py). The pooled
+prior keeps a cell's own noise (a stalled pair's wide spread stays wide) while
+no longer trusting one degree of freedom with it.
+
+Error rates. Curtailment aims at the fixed-K test's verdict, not at a new
+sequential test: a negative verdict needs both the test on the seeds so far
+(at α) and a predictive probability ≥ `--certainty` that K seeds confirm it.
+The settled verdict differs from uniform-K's with probability at most
+1 − `--certainty` per row under the model; benchmarks/adaptive_seeds.py
+measures how often it does on real trainings. The draws are seeded from the
+row's name, so the same seeds always give the same decisions (a rerun resumes
+the rounds exactly).
+
+A pair cell serves two rows and is trained once for both. Decisions are
 recomputed from all seeds after every round, so a row settled early is
 re-examined when a cell it shares gains a seed.
-
-Why this test: it is stage 2's own (the same Welch + Holm verdict the summary
-reports), so a settled row's decision is the one stage 2 takes on the same
-data. Each look at the data tests at α again, as a Pocock-style design with a
-constant boundary does without its adjusted level: across up to
-max − min + 1 looks the chance of a false "significant" is above α (at most
-(max − min + 1)·α by Bonferroni; with 2 → 5 seeds, four looks). The futility
-rule projects from standard deviations estimated on as few as two seeds and can
-stop a row whose true effect is real but was unlucky so far; benchmarks/
-adaptive_seeds.py measures how often settled rows agree with uniform seeds.
 """
 
 from __future__ import annotations
 
-import math
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -54,14 +75,20 @@ from .pair_analysis import Values, holm, negative_transfer_p
 
 CellKey = tuple[str, ...]  # ("a",) a single-task cell, ("a", "b") sorted: a pair cell
 
+DRAWS = 8000  # completed matrices drawn per row: a probability's Monte Carlo error ≤ 0.006
+PRIOR_DF = 2.0  # degrees of freedom the row's pooled variance lends each cell's variance
+RIVAL_SHARE = 0.1  # a partner the worst in this share of draws is still in the race
+
 
 @dataclass(frozen=True)
 class AdaptiveSeeds:
-    """`--seeds auto`: the fewest and most seeds per cell, and the test's level."""
+    """`--seeds auto`: the fewest and most seeds per cell, the test's level, and how
+    sure a row must be that `max_seeds` seeds would not change its verdict."""
 
     min_seeds: int = 2
     max_seeds: int = 5
     alpha: float = 0.05
+    certainty: float = 0.9
 
     def __post_init__(self) -> None:
         if isinstance(self.min_seeds, bool) or not isinstance(self.min_seeds, int):
@@ -77,6 +104,11 @@ class AdaptiveSeeds:
                 f"--max-seeds {self.max_seeds} is below --min-seeds {self.min_seeds};"
                 " use at least as many"
             )
+        if not 0.5 < self.certainty < 1:
+            raise UserInputError(
+                f"--certainty {self.certainty:g} is not allowed; use a probability between"
+                " 0.5 and 1 (e.g. 0.9)"
+            )
 
 
 @dataclass
@@ -89,6 +121,7 @@ class RowState:
     partner: str | None = None  # the worst partner (negative: the adversary)
     p_holm: float | None = None
     seeds: int = 0  # seeds of the row's diagonal
+    p_negative: float | None = None  # P(the worst partner significant at max seeds)
     needs: set[CellKey] = field(default_factory=set)  # cells that would get one more seed
     why: str = ""
 
@@ -129,69 +162,103 @@ def _row(
     if len(alone) < 2:
         state.settled, state.decision, state.why = True, "failed", "single-task runs failed"
         return state
-    means = {
-        b: float(np.mean(values[(a, b)]))
-        for b in attributes
-        if b != a and len(values.get((a, b), [])) >= 2
-    }
-    if not means:
+    partners = [b for b in attributes if b != a and len(values.get((a, b), [])) >= 2]
+    if not partners:
         state.settled, state.decision, state.why = True, "failed", "no pair run finished"
         return state
-    worst = min(means, key=lambda b: (means[b], list(attributes).index(b)))
+    means = {b: float(np.mean(values[(a, b)])) for b in partners}
+    worst = min(partners, key=lambda b: (means[b], list(attributes).index(b)))
     state.partner = worst
-    tests = {b: negative_transfer_p(values[(a, b)], alone) for b in means}
-    adjusted = holm({b: p for b, p in tests.items() if p is not None})
-    state.p_holm = adjusted.get(worst)
-    rivals = _not_separated(values, a, worst, means, cfg.alpha)
-    core = {cell_key(a, a), cell_key(a, worst)}  # the diagonal and the worst partner
-    if state.p_holm is not None and state.p_holm < cfg.alpha:
-        state.decision = "negative"
-        doubtful = [b for b in rivals if adjusted.get(b, 1.0) >= cfg.alpha]
-        if not doubtful:
-            state.settled = True
-            state.why = (
-                f"significant; tied with {', '.join(rivals)}, also significant"
-                if rivals
-                else "significant, partner separated"
-            )
-            return state
-        state.needs = core | {cell_key(a, b) for b in doubtful}
-        state.why = f"partner not separated from {', '.join(doubtful)} (not significant)"
-        return state
-    if means[worst] >= float(np.mean(alone)):
-        state.settled, state.why = True, "no partner below the diagonal"
-        return state
-    projected = _projected_p(values[(a, worst)], alone, cfg.max_seeds)
-    if min(1.0, len(means) * projected) >= cfg.alpha:
-        state.settled, state.why = True, f"futile: not significant even at {cfg.max_seeds} seeds"
-        return state
-    state.needs, state.why = core | {cell_key(a, b) for b in rivals}, "undecided"
+    tests = {b: negative_transfer_p(values[(a, b)], alone) for b in partners}
+    state.p_holm = holm({b: p for b, p in tests.items() if p is not None}).get(worst)
+    negative = (
+        means[worst] < float(np.mean(alone))
+        and state.p_holm is not None
+        and state.p_holm < cfg.alpha
+    )
+    state.decision = "negative" if negative else "none"
+    p_negative, worst_share = predict_at_max(
+        alone,
+        [values[(a, b)] for b in partners],
+        cfg.max_seeds,
+        cfg.alpha,
+        np.random.default_rng(zlib.crc32(a.encode())),
+    )
+    state.p_negative = p_negative
+    rivals = [
+        b for b, s in zip(partners, worst_share, strict=True) if b != worst and s >= RIVAL_SHARE
+    ]
+    at_max = f"{cfg.max_seeds} seeds find a significant partner with probability {p_negative:.2f}"
+    if negative and p_negative >= cfg.certainty:
+        state.settled = True
+        state.why = f"significant; {at_max}" + (
+            f"; the worst could also be {', '.join(rivals)}" if rivals else ""
+        )
+    elif not negative and p_negative <= 1 - cfg.certainty:
+        state.settled, state.why = True, f"not significant; {at_max}"
+    else:
+        state.needs = {cell_key(a, a), cell_key(a, worst)} | {cell_key(a, b) for b in rivals}
+        if all(seeds.get(c, 0) >= cfg.max_seeds for c in state.needs):
+            # the race is run; what is still unknown lies in the partners outside it
+            state.needs = {cell_key(a, a)} | {cell_key(a, b) for b in partners}
+        state.why = f"undecided: {'significant' if negative else 'not significant'} now; {at_max}"
     return state
 
 
-def _not_separated(
-    values: Values, a: str, worst: str, means: Mapping[str, float], alpha: float
-) -> list[str]:
-    """Partners that could still be row a's worst: not significantly above it."""
-    above = {
-        b: p
-        for b in means
-        if b != worst and (p := negative_transfer_p(values[(a, worst)], values[(a, b)])) is not None
-    }
-    adjusted = holm(above)
-    return sorted(b for b in means if b != worst and adjusted.get(b, 1.0) >= alpha)
+def predict_at_max(
+    alone: Sequence[float],
+    with_partners: Sequence[Sequence[float]],
+    max_seeds: int,
+    alpha: float,
+    rng: np.random.Generator,
+    draws: int = DRAWS,
+) -> tuple[float, np.ndarray]:
+    """P(stage 2 finds the worst partner significant once every cell has `max_seeds`
+    seeds), and for each partner the share of draws in which it is the worst.
+
+    Each draw completes every cell from its posterior predictive (module docstring:
+    normal seeds, flat prior on the mean, the variance's prior centred on the row's
+    pooled variance with `PRIOR_DF` degrees of freedom), then runs stage 2's test on
+    the completed row: the worst mean, its one-sided Welch p against the diagonal,
+    Holm over the partners."""
+    cells = [np.asarray(alone, float), *(np.asarray(v, float) for v in with_partners)]
+    n = np.array([len(c) for c in cells], float)
+    mean = np.array([c.mean() for c in cells])
+    ss = np.array([((c - c.mean()) ** 2).sum() for c in cells])
+    pooled = ss.sum() / (n - 1).sum()
+    nu = n - 1 + PRIOR_DF
+    scale = (ss + PRIOR_DF * pooled) / nu
+    shape = (draws, len(cells))
+    sigma2 = nu * scale / rng.chisquare(nu, size=shape)
+    mu = mean + rng.standard_normal(shape) * np.sqrt(sigma2 / n)
+    more = np.maximum(max_seeds - n, 0)  # seeds still to come per cell
+    new_mean = mu + rng.standard_normal(shape) * np.sqrt(sigma2 / np.maximum(more, 1))
+    # the new seeds' sum of squares about their own mean: σ²·χ²(more − 1)
+    new_ss = sigma2 * rng.chisquare(np.maximum(more - 1, 1), size=shape) * (more > 1)
+    total = n + more
+    final_mean = np.where(more > 0, (n * mean + more * new_mean) / total, mean)
+    final_ss = np.where(more > 0, ss + new_ss + n * more / total * (mean - new_mean) ** 2, ss)
+    # a floor keeps a row without any seed noise finite: the sign of the gap decides,
+    # as stage 2's test does then
+    var = np.maximum(final_ss / (total - 1), 1e-18) / total  # the variance of each mean
+    gap = final_mean[:, 1:] - final_mean[:, :1]
+    se2 = var[:, 1:] + var[:, :1]
+    df = se2**2 / (var[:, 1:] ** 2 / (total[1:] - 1) + var[:, :1] ** 2 / (total[0] - 1))
+    p = stats.t.cdf(gap / np.sqrt(se2), df)  # one-sided: mean(with b) < mean(alone)
+    adjusted = _holm_rows(p)
+    worst = np.argmin(final_mean[:, 1:], axis=1)
+    pick = np.arange(draws)
+    significant = (adjusted[pick, worst] < alpha) & (gap[pick, worst] < 0)
+    share = np.bincount(worst, minlength=len(with_partners)) / draws
+    return float(significant.mean()), share
 
 
-def _projected_p(with_b: Sequence[float], alone: Sequence[float], n: int) -> float:
-    """The one-sided Welch p-value the observed means and deviations would give with
-    `n` seeds on each side."""
-    x, y = np.asarray(with_b, float), np.asarray(alone, float)
-    diff = float(y.mean() - x.mean())
-    var = (x.var(ddof=1) + y.var(ddof=1)) / n
-    if var == 0:
-        return 0.0 if diff > 0 else 1.0
-    t = diff / math.sqrt(var)
-    # Welch–Satterthwaite degrees of freedom with equal n on both sides
-    sx, sy = x.var(ddof=1) / n, y.var(ddof=1) / n
-    df = (sx + sy) ** 2 / ((sx**2 + sy**2) / (n - 1)) if sx + sy > 0 else 2 * n - 2
-    return float(stats.t.sf(t, df))
+def _holm_rows(p: np.ndarray) -> np.ndarray:
+    """`pair_analysis.holm` applied to each row of `p` (one family per draw)."""
+    m = p.shape[1]
+    order = np.argsort(p, axis=1)
+    ranked = np.take_along_axis(p, order, axis=1) * (m - np.arange(m))
+    ranked = np.minimum(1.0, np.maximum.accumulate(ranked, axis=1))
+    out = np.empty_like(ranked)
+    np.put_along_axis(out, order, ranked, axis=1)
+    return out

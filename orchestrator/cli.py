@@ -224,6 +224,13 @@ def _add_pairs_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--max-seeds", type=int, metavar="K", help="--seeds auto: the most a cell gets (default 5)"
     )
+    g.add_argument(
+        "--certainty",
+        type=float,
+        metavar="P",
+        help="--seeds auto: a row settles when --max-seeds seeds would give its verdict with"
+        " this probability (default 0.9)",
+    )
     g.add_argument("--seed", type=_seed, default=0, help="first seed (default 0)")
     g.add_argument(
         "--adversaries",
@@ -553,6 +560,7 @@ def _pairs(args: argparse.Namespace) -> int:
         null_control=args.null_control,
         min_seeds=args.min_seeds,
         max_seeds=args.max_seeds,
+        certainty=args.certainty,
         lambda_search=args.lambda_search,
         reduction_factor=args.reduction_factor,
     )

@@ -66,7 +66,11 @@ class PairsSettings:
             "lambdas": list(self.lambdas),
             "seeds": "auto" if self.adaptive else self.seeds,
             **(
-                {"min_seeds": self.adaptive.min_seeds, "max_seeds": self.adaptive.max_seeds}
+                {
+                    "min_seeds": self.adaptive.min_seeds,
+                    "max_seeds": self.adaptive.max_seeds,
+                    "certainty": self.adaptive.certainty,
+                }
                 if self.adaptive
                 else {}
             ),
@@ -110,6 +114,7 @@ def resolve_settings(
     null_control: bool = False,
     min_seeds: int | None = None,
     max_seeds: int | None = None,
+    certainty: float | None = None,
     lambda_search: str = "grid",
     reduction_factor: int | None = None,
 ) -> PairsSettings:
@@ -156,10 +161,11 @@ def resolve_settings(
             min_seeds=2 if min_seeds is None else min_seeds,
             max_seeds=5 if max_seeds is None else max_seeds,
             alpha=alpha,
+            **({} if certainty is None else {"certainty": certainty}),
         )
         seeds = adaptive.min_seeds
-    elif min_seeds is not None or max_seeds is not None:
-        raise UserInputError("--min-seeds and --max-seeds go with --seeds auto")
+    elif min_seeds is not None or max_seeds is not None or certainty is not None:
+        raise UserInputError("--min-seeds, --max-seeds and --certainty go with --seeds auto")
     if isinstance(seeds, str):
         raise UserInputError(f"--seeds {seeds} is not allowed; use a whole number or auto")
     check_seeds(seeds)

@@ -108,8 +108,9 @@ def failed_cells_note(failed: list[str]) -> str:
 
 
 def format_adaptive(rows: Mapping[str, Any]) -> str:
-    """One line per row of `--seeds auto`: settled or open, the decision, its p-value
-    and the seeds its diagonal got."""
+    """One line per row of `--seeds auto`: settled or open, the decision, its p-value,
+    the probability that --max-seeds seeds find it significant, and the seeds its
+    diagonal got."""
     body = [
         [
             r.attribute,
@@ -117,9 +118,13 @@ def format_adaptive(rows: Mapping[str, Any]) -> str:
             r.decision,
             r.partner or "-",
             "-" if r.p_holm is None else f"{r.p_holm:.3f}",
+            "-" if r.p_negative is None else f"{r.p_negative:.2f}",
             str(r.seeds),
             r.why,
         ]
         for r in rows.values()
     ]
-    return format_table(["attribute", "row", "decision", "worst", "p (Holm)", "seeds", "why"], body)
+    return format_table(
+        ["attribute", "row", "decision", "worst", "p (Holm)", "P(sig. at max)", "seeds", "why"],
+        body,
+    )

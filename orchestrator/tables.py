@@ -117,7 +117,9 @@ def columns_table(columns: Mapping[str, np.ndarray]) -> pa.Table:
 
 
 def adaptive_table(rows: Mapping[str, RowState]) -> pa.Table:
-    """`--seeds auto`: each row's decision, whether it settled, and its seeds."""
+    """`--seeds auto`: each row's decision, whether it settled, its seeds, and the
+    probability that `--max-seeds` seeds would find its worst partner significant
+    (schema 2 added `p_negative_at_max`)."""
     records = [
         {
             "attribute": r.attribute,
@@ -125,6 +127,7 @@ def adaptive_table(rows: Mapping[str, RowState]) -> pa.Table:
             "decision": r.decision,
             "partner": r.partner,
             "p_holm": r.p_holm,
+            "p_negative_at_max": r.p_negative,
             "seeds": r.seeds,
             "why": r.why,
         }
@@ -137,9 +140,10 @@ def adaptive_table(rows: Mapping[str, RowState]) -> pa.Table:
             ("decision", pa.string()),
             ("partner", pa.string()),
             ("p_holm", pa.float64()),
+            ("p_negative_at_max", pa.float64()),
             ("seeds", pa.int64()),
             ("why", pa.string()),
         ],
-        metadata={"auxsearch.schema": "adaptive_seeds/1"},
+        metadata={"auxsearch.schema": "adaptive_seeds/2"},
     )
     return pa.Table.from_pylist(records, schema=schema)

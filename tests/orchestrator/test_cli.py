@@ -41,7 +41,15 @@ def _pairs(tmp_path: Path, *extra: str) -> list[str]:
         (["--seeds", "many"], "argument --seeds: 'many' is neither a whole number nor auto"),
         (["--seeds", "auto", "--min-seeds", "1"], "--min-seeds 1 is not allowed"),
         (["--seeds", "auto", "--max-seeds", "1"], "--max-seeds 1 is below --min-seeds 2"),
-        (["--seeds", "3", "--max-seeds", "5"], "--min-seeds and --max-seeds go with --seeds auto"),
+        (
+            ["--seeds", "3", "--max-seeds", "5"],
+            "--min-seeds, --max-seeds and --certainty go with --seeds auto",
+        ),
+        (
+            ["--seeds", "auto", "--certainty", "1"],
+            "--certainty 1 is not allowed; use a probability between 0.5 and 1",
+        ),
+        (["--seeds", "auto", "--certainty", "x"], "argument --certainty: invalid float value"),
         (["--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
         (["--gpus-per-trial", "-1"], "--gpus-per-trial -1 must be ≥ 0"),
         (["--max-failures", "-1"], "--max-failures -1 is not allowed"),
