@@ -390,6 +390,10 @@ def test_adaptive_seeds_spend_seeds_where_an_open_row_needs_them(
     assert {r["attribute"] for r in table} == set(attrs)
     for r in table:
         assert r["seeds"] == len(seeds_of[cell_key(r["attribute"], r["attribute"])])
+        p = r["p_negative_at_max"]
+        assert r["decision"] != "failed" and 0.0 <= p <= 1.0
+        if r["settled"]:  # a settled verdict is the one max seeds give with ≥ certainty
+            assert p >= 0.9 if r["decision"] == "negative" else p <= 0.1
     matrix = {row["main"]: row for row in pq.read_table(out / "pair_matrix.parquet").to_pylist()}
     assert matrix["red"]["large_n"] == len(seeds_of[("large", "red")])
 
