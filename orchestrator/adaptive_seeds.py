@@ -43,7 +43,7 @@ degree of freedom of its own: two seeds that happen to agree would, alone,
 predict no noise at all, and the first version of this module (which projected
 a Welch test from each cell's own deviations) settled such rows as hopeless at
 two seeds where five seeds found a significant partner (2 of 4 settled rows
-wrong on a held-out `shapes` variant, benchmarks/adaptive_seeds.py). The pooled
+wrong on the "other attributes" `shapes` variant of benchmarks/adaptive_seeds.py). The pooled
 prior keeps a cell's own noise (a stalled pair's wide spread stays wide) while
 no longer trusting one degree of freedom with it.
 
