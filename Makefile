@@ -49,6 +49,7 @@ lint: $(INSTALL_STAMP)
 bench: $(INSTALL_STAMP)
 	$(PY) benchmarks/pairs_overhead.py
 	$(PY) benchmarks/cpu_step.py
+	$(PY) benchmarks/precision.py
 	$(PY) benchmarks/adaptive_seeds.py
 	$(PY) benchmarks/lambda_halving.py
 	$(PY) benchmarks/kernels_device.py

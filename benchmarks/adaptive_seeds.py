@@ -31,15 +31,16 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
 from methods.data import load_dataset
-from orchestrator.adaptive_seeds import AdaptiveSeeds, assess, next_round
+from orchestrator.adaptive_seeds import AdaptiveSeeds, CellKey, run_rounds
 from orchestrator.demo import DEMO_ATTRIBUTES, DEMO_DATASET, DEMO_SETTINGS
-from orchestrator.pair_analysis import choose_partners, pair_values
+from orchestrator.pair_analysis import Values, choose_partners, pair_values
 from orchestrator.pairs import run_pairs
 from orchestrator.pairs_plan import resolve_settings, stage1_id
 
@@ -110,14 +111,12 @@ def replay(out: Path) -> None:
     ]
     cfg = AdaptiveSeeds(max_seeds=k, alpha=float(settings["alpha"]))
     seeds = dict.fromkeys(keys, cfg.min_seeds)
-    while True:
+
+    def look_up(_round: int, seeds: Mapping[CellKey, int]) -> Values:
         ids = {stage1_id(key, first + j) for key in keys for j in range(seeds[key])}
-        states = assess(pair_values(rows, "val", ids), attributes, seeds, cfg)
-        more = next_round(states, seeds, cfg)
-        if not more:
-            break
-        for key in more:
-            seeds[key] += 1
+        return pair_values(rows, "val", ids)
+
+    *_, (_, states, _) = run_rounds(attributes, seeds, cfg, look_up)  # every round; the last
     full = pair_values(rows, "val", {stage1_id(key, first + j) for key in keys for j in range(k)})
     uniform = {"partners": choose_partners(full, attributes, alpha=cfg.alpha)}
     agree = agreement(uniform, {"rows": states})

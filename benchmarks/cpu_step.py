@@ -4,8 +4,10 @@ backward + Adam; and a whole 6-epoch single-task training of the demo, where
 `torch.compile` must pay back its warm-up (run by `make bench`).
 
 Ways: eager NCHW (`memory_format=contiguous`), eager channels_last (the CPU
-default), and `torch.compile` of the backbone over channels_last. Step times are
-medians of interleaved rounds; the whole trainings run one after another.
+default), `torch.compile` of the backbone over channels_last, and bf16 autocast
+over channels_last (`precision=bf16`; fast only on CPUs with AMX or
+AVX512-BF16). Step times are medians of interleaved rounds; the whole trainings
+run one after another.
 
     python benchmarks/cpu_step.py
 """
@@ -25,12 +27,15 @@ from methods.core.backbones import build_backbone
 from methods.data import load_dataset
 from orchestrator.demo import DEMO_DATASET, DEMO_SETTINGS
 
+WAYS = ("nchw", "channels_last", "compile", "bf16")
+
 
 def step_ms(name: str, size: int, batch: int, way: str, steps: int) -> float:
     torch.manual_seed(0)
     net: Any = build_backbone(name, (3, size, size)).use_memory_format(
         "contiguous" if way == "nchw" else "channels_last", "cpu"
     )
+    net.use_precision("bf16" if way == "bf16" else "fp32")
     head = torch.nn.Linear(net.out_dim, 10)
     opt = torch.optim.Adam([*net.parameters(), *head.parameters()], 1e-3)
     if way == "compile":
@@ -52,7 +57,10 @@ def whole_training(way: str) -> float:
     dataset = load_dataset("shapes", DEMO_DATASET)
     spec = get_method("stl")
     fmt = "contiguous" if way == "nchw" else "channels_last"
-    config = spec.make_config({**DEMO_SETTINGS, "task": "red", "memory_format": fmt})
+    precision = "bf16" if way == "bf16" else "fp32"
+    config = spec.make_config(
+        {**DEMO_SETTINGS, "task": "red", "memory_format": fmt, "precision": precision}
+    )
     original: Callable[..., Any] = trainer_module.Trainer.new_backbone
     if way == "compile":
 
@@ -70,9 +78,10 @@ def whole_training(way: str) -> float:
 
 def main() -> None:
     torch.set_num_threads(1)
-    print(f"torch {torch.__version__}, 1 thread")
+    bf16 = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    print(f"torch {torch.__version__}, 1 thread, CPU bf16 instructions: {'yes' if bf16 else 'no'}")
     for name, size, batch, steps in (("small_cnn", 32, 64, 20), ("resnet18", 64, 32, 4)):
-        times: dict[str, list[float]] = {"nchw": [], "channels_last": [], "compile": []}
+        times: dict[str, list[float]] = {w: [] for w in WAYS}
         for _ in range(3):
             for way in times:
                 times[way].append(step_ms(name, size, batch, way, steps))
@@ -82,7 +91,7 @@ def main() -> None:
             for way, t in times.items()
         )
         print(f"{name} {size}×{size} batch {batch}: {shown}")
-    whole = {way: whole_training(way) for way in ("nchw", "channels_last", "compile")}
+    whole = {way: whole_training(way) for way in WAYS}
     print(
         "demo stl training, 6 epochs: "
         + ", ".join(f"{w} {t:.1f} s ({t / whole['nchw']:.2f}×)" for w, t in whole.items())

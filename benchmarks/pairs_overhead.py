@@ -10,10 +10,15 @@ side by side in one run (run by `make bench`).
 4. auxsearch pairs: the real command with its defaults (dataset in the object
    store once, actors reused, channels_last on CPU, results recorded after
    every cell).
+5. the in-process loop and `auxsearch pairs` again with `--set precision=bf16`
+   (bf16 autocast of F, channels_last): what a CPU with AMX or AVX512-BF16
+   gives a user who accepts bf16's rounding.
 
-All three train exactly the same cells: the stage-1 cells of the demo plus the
-stage-3 cells that `auxsearch pairs` planned from them. Ray's start and
-shutdown are inside the timings of 2 and 3, as a user waits for them too.
+The loops and naive Tune train exactly the same cells: the stage-1 cells of the
+demo plus the stage-3 cells that the default `auxsearch pairs` planned from
+them (the bf16 search plans its own stage 3 from its own matrix; its count is
+printed). Ray's start and shutdown are inside the timings of Ray's ways, as a
+user waits for them too.
 
     python benchmarks/pairs_overhead.py [--attributes red,large,left]
 """
@@ -36,12 +41,16 @@ from orchestrator.pairs_plan import resolve_settings, stage1_cells, stage3_cells
 from orchestrator.ray_session import ray_session
 
 
-def floor(cells: list, dataset, memory_format: str = "contiguous") -> float:
+def floor(
+    cells: list, dataset, memory_format: str = "contiguous", precision: str = "fp32"
+) -> float:
     start = time.perf_counter()
     for c in cells:
         spec = get_method(c.method)
         ctx = RunContext(seed=c.seed, report=MetricsCollector(), num_threads=os.cpu_count() or 1)
-        config = spec.make_config({**c.params, "memory_format": memory_format})
+        config = spec.make_config(
+            {**c.params, "memory_format": memory_format, "precision": precision}
+        )
         spec.train(config, dataset, ctx)
     return time.perf_counter() - start
 
@@ -82,6 +91,12 @@ def main() -> None:
     settings = resolve_settings(
         dataset, attributes=attributes, overrides=DEMO_SETTINGS, lambdas=None
     )
+    bf16_settings = resolve_settings(
+        dataset,
+        attributes=attributes,
+        overrides={**DEMO_SETTINGS, "precision": "bf16"},
+        lambdas=None,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         result = run_pairs(dataset, settings, f"{tmp}/pairs", echo=lambda _: None)
@@ -89,22 +104,33 @@ def main() -> None:
         cells = stage1_cells(settings) + stage3_cells(settings, result.partners)
         t_floor = floor(cells, dataset)
         t_layout = floor(cells, dataset, "channels_last")
+        t_loop_bf16 = floor(cells, dataset, "channels_last", "bf16")
         t_naive = naive_ray(cells, f"{tmp}/naive")
+        start = time.perf_counter()
+        bf16 = run_pairs(dataset, bf16_settings, f"{tmp}/bf16", echo=lambda _: None)
+        t_pairs_bf16 = time.perf_counter() - start
+        bf16_cells = len(stage1_cells(bf16_settings) + stage3_cells(bf16_settings, bf16.partners))
 
     print(
         f"pair search of the demo: {len(attributes)} attributes, {len(cells)} trainings"
         f" ({len(stage1_cells(settings))} stage 1 + {len(cells) - len(stage1_cells(settings))}"
         f" stage 3), {os.cpu_count()} CPU cores, torch {torch.__version__}"
     )
-    print(f"{'way':<34}{'wall s':>9}{'÷ floor':>10}")
+    print(f"{'way':<38}{'wall s':>9}{'÷ floor':>10}")
     for name, t in (
         ("floor: in-process loop, NCHW", t_floor),
         ("in-process loop, channels_last", t_layout),
         ("naive Ray Tune (no reuse), NCHW", t_naive),
         ("auxsearch pairs (defaults)", t_pairs),
+        ("in-process loop, bf16", t_loop_bf16),
+        (f"auxsearch pairs, bf16 ({bf16_cells} runs)", t_pairs_bf16),
     ):
-        print(f"{name:<34}{t:>9.1f}{t / t_floor:>10.2f}")
+        print(f"{name:<38}{t:>9.1f}{t / t_floor:>10.2f}")
     print(f"auxsearch pairs ÷ naive Ray Tune: {t_pairs / t_naive:.2f}")
+    chosen = {a: p.partners for a, p in result.partners.items()}
+    chosen_bf16 = {a: p.partners for a, p in bf16.partners.items()}
+    same = "the same" if chosen_bf16 == chosen else "different"
+    print(f"partners chosen, fp32: {chosen}; bf16 ({same}): {chosen_bf16}")
 
 
 if __name__ == "__main__":

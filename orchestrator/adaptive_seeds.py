@@ -63,15 +63,16 @@ re-examined when a cell it shares gains a seed.
 
 from __future__ import annotations
 
+import itertools
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
 
 from .errors import UserInputError
-from .pair_analysis import Values, holm, negative_transfer_p
+from .pair_analysis import Values, row_test
 
 CellKey = tuple[str, ...]  # ("a",) a single-task cell, ("a", "b") sorted: a pair cell
 
@@ -134,8 +135,10 @@ def assess(
     values: Values, attributes: Sequence[str], seeds: Mapping[CellKey, int], cfg: AdaptiveSeeds
 ) -> dict[str, RowState]:
     """Every row's decision from the values recorded so far; `seeds` counts the seeds
-    each cell has (the same as its values unless some failed)."""
-    return {a: _row(values, attributes, a, seeds, cfg) for a in attributes}
+    each cell has (the same as its values unless some failed). A cell takes part
+    once it has two seeds, the fewest a test over seeds can use."""
+    tested = {k: v for k, v in values.items() if len(v) >= 2}
+    return {a: _row(tested, attributes, a, seeds, cfg) for a in attributes}
 
 
 def next_round(
@@ -150,6 +153,28 @@ def next_round(
     return {c for c in wanted if seeds.get(c, 0) < cfg.max_seeds}
 
 
+def run_rounds(
+    attributes: Sequence[str],
+    seeds: dict[CellKey, int],
+    cfg: AdaptiveSeeds,
+    play: Callable[[int, Mapping[CellKey, int]], Values],
+) -> Iterator[tuple[int, dict[str, RowState], set[CellKey]]]:
+    """The rounds of `--seeds auto`, from the seed counts in `seeds` (raised in place
+    between rounds). `play(round, seeds)` trains, or looks up, every stage-1 cell at
+    its seed count and returns the values recorded; each round yields its number,
+    the rows' decisions and the cells that get another seed (none: the last round).
+    `auxsearch pairs` plays rounds by training; benchmarks/adaptive_seeds.py
+    --replay by reading a finished uniform search."""
+    for round_no in itertools.count(1):
+        rows = assess(play(round_no, seeds), attributes, seeds, cfg)
+        more = next_round(rows, seeds, cfg)
+        yield round_no, rows, more
+        if not more:
+            return
+        for key in more:
+            seeds[key] += 1
+
+
 def _row(
     values: Values,
     attributes: Sequence[str],
@@ -157,24 +182,19 @@ def _row(
     seeds: Mapping[CellKey, int],
     cfg: AdaptiveSeeds,
 ) -> RowState:
-    alone = values.get((a, a), [])
     state = RowState(a, settled=False, decision="none", seeds=seeds.get((a,), 0))
-    if len(alone) < 2:
-        state.settled, state.decision, state.why = True, "failed", "single-task runs failed"
+    test = row_test(values, attributes, a)
+    if test is None:
+        state.settled, state.decision = True, "failed"
+        state.why = "no pair run finished" if values.get((a, a)) else "single-task runs failed"
         return state
-    partners = [b for b in attributes if b != a and len(values.get((a, b), [])) >= 2]
-    if not partners:
-        state.settled, state.decision, state.why = True, "failed", "no pair run finished"
-        return state
-    means = {b: float(np.mean(values[(a, b)])) for b in partners}
-    worst = min(partners, key=lambda b: (means[b], list(attributes).index(b)))
-    state.partner = worst
-    tests = {b: negative_transfer_p(values[(a, b)], alone) for b in partners}
-    state.p_holm = holm({b: p for b, p in tests.items() if p is not None}).get(worst)
+    alone = values[(a, a)]
+    partners = [b for b in attributes if b != a and values.get((a, b))]
+    worst = state.partner = test.worst
+    state.p_holm = test.p_holm.get(worst)
+    # stage 2's verdict on these seeds (pair_analysis.choose_partners)
     negative = (
-        means[worst] < float(np.mean(alone))
-        and state.p_holm is not None
-        and state.p_holm < cfg.alpha
+        test.worst_mean < test.alone and state.p_holm is not None and state.p_holm < cfg.alpha
     )
     state.decision = "negative" if negative else "none"
     p_negative, worst_share = predict_at_max(

@@ -28,7 +28,6 @@
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -123,6 +122,45 @@ class Partner:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class RowTest:
+    """Stage 2's statistics of one row a: its partners from worst to best, and
+    every partner's test against the diagonal."""
+
+    alone: float  # mean of a's single-task runs
+    ranked: list[tuple[str, float]]  # (b, mean of a with b), lowest first; ties: earlier b
+    p_raw: dict[str, float]  # one-sided Welch p per partner with ≥ 2 seeds
+    p_holm: dict[str, float]  # ... Holm-corrected over those partners
+
+    @property
+    def worst(self) -> str:
+        return self.ranked[0][0]
+
+    @property
+    def worst_mean(self) -> float:
+        return self.ranked[0][1]
+
+
+def row_test(values: Values, attributes: Sequence[str], a: str) -> RowTest | None:
+    """Row a's partners and tests; None when a has no single-task run or no pair run
+    finished. The one place stage 2's row statistics are computed: the partner
+    choice and `--seeds auto`'s rounds both read them."""
+    alone = values.get((a, a))
+    if not alone:
+        return None
+    row = sorted(
+        (float(np.mean(values[(a, b)])), i, b)
+        for i, b in enumerate(attributes)
+        if b != a and values.get((a, b))
+    )
+    if not row:
+        return None
+    p_raw = {
+        b: p for _, _, b in row if (p := negative_transfer_p(values[(a, b)], alone)) is not None
+    }
+    return RowTest(float(np.mean(alone)), [(b, v) for v, _, b in row], p_raw, holm(p_raw))
+
+
 def choose_partners(
     values: Values,
     attributes: Sequence[str],
@@ -131,48 +169,34 @@ def choose_partners(
     alpha: float = 0.05,
     require_significant: bool = False,
 ) -> dict[str, Partner]:
-    means = matrix(values, attributes)
     out: dict[str, Partner] = {}
     for a in attributes:
         verdict = Partner(a)
         out[a] = verdict
-        diag = means.loc[a, a]
-        if math.isnan(diag):
+        if not values.get((a, a)):
             verdict.reason = "single-task run failed"
             continue
-        verdict.sin = float(diag)
-        row = [
-            (float(means.loc[a, b]), i, b)
-            for i, b in enumerate(attributes)
-            if b != a and not math.isnan(means.loc[a, b])
-        ]
-        if not row:
+        test = row_test(values, attributes, a)
+        if test is None:
+            verdict.sin = float(np.mean(values[(a, a)]))
             verdict.reason = "no pair run finished"
             continue
-        worst_value, _, worst = min(row)
-        if worst_value >= diag:
+        verdict.sin, verdict.mul = test.alone, test.worst_mean
+        if test.worst_mean >= test.alone:
             verdict.reason = "no negative transfer"
-            verdict.mul = worst_value
             continue
-        verdict.mul = worst_value
-        tests = {
-            b: p
-            for _, _, b in row
-            if (p := negative_transfer_p(values[(a, b)], values[(a, a)])) is not None
-        }
-        adjusted = holm(tests)
-        verdict.p_value, verdict.p_holm = tests.get(worst), adjusted.get(worst)
+        verdict.p_value, verdict.p_holm = test.p_raw.get(test.worst), test.p_holm.get(test.worst)
         verdict.significant = None if verdict.p_holm is None else verdict.p_holm < alpha
         if require_significant and not verdict.significant:
             verdict.reason = "negative transfer within seed noise"
             continue
         if mode == "all":
-            below = [b for v, _, b in sorted(row) if v < diag]
+            below = [b for b, v in test.ranked if v < test.alone]
             if require_significant:
-                below = [b for b in below if adjusted.get(b, 1.0) < alpha]
+                below = [b for b in below if test.p_holm.get(b, 1.0) < alpha]
             verdict.partners = below
         else:
-            verdict.partners = [worst]
+            verdict.partners = [test.worst]
     return out
 
 

@@ -10,7 +10,7 @@ finishes; a rerun with the same --out trains only the cells still missing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +19,12 @@ import pandas as pd
 from methods.data import Dataset
 
 from . import manifest
-from .adaptive_seeds import CellKey, RowState, assess, next_round
+from .adaptive_seeds import CellKey, RowState, run_rounds
 from .cells import Cell, Outcome
 from .lambda_halving import survivors
 from .pair_analysis import (
     Partner,
+    Values,
     adversarial_values,
     choose_partners,
     matrix,
@@ -390,8 +391,10 @@ def _adaptive_stage1(
         while have < cfg.max_seeds and stage1_id(key, settings.seed + have) in done:
             have += 1
         seeds[key] = max(cfg.min_seeds, have)
-    round_no = 1
-    while True:
+    cells: list[Cell] = []
+
+    def play(round_no: int, seeds: Mapping[CellKey, int]) -> Values:
+        nonlocal cells
         cells = stage1_cells_for(settings, seeds)
         stages.run(
             f"stage 1 round {round_no}: single-task and pair runs, {min(seeds.values())}"
@@ -399,16 +402,13 @@ def _adaptive_stage1(
             cells,
             describe=describe,
         )
-        values = pair_values(log.rows, "val", {c.id for c in cells})
-        rows = assess(values, settings.attributes, seeds, cfg)
-        more = next_round(rows, seeds, cfg)
+        return pair_values(log.rows, "val", {c.id for c in cells})
+
+    rows: dict[str, RowState] = {}
+    for round_no, rows, more in run_rounds(settings.attributes, seeds, cfg, play):
         settled = sum(r.settled for r in rows.values())
         echo(
             f"  round {round_no}: {settled} of {len(rows)} row(s) settled;"
             + (f" {len(more)} cell(s) get another seed" if more else " done")
         )
-        if not more:
-            return cells, rows
-        for key in more:
-            seeds[key] += 1
-        round_no += 1
+    return cells, rows

@@ -24,6 +24,7 @@ batch of inputs to (N, out_dim) features, fitted to any input:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import pickle
 from collections.abc import Callable
@@ -72,6 +73,7 @@ class Backbone(nn.Module):
         self.trunk = trunk
         self.min_size = min_size
         self.channels_last = False  # set by `use_memory_format`
+        self.autocast: torch.dtype | None = None  # set by `use_precision`
         self.proj: nn.Module = nn.Linear(out_dim, feature_dim) if feature_dim > 0 else nn.Identity()
         self.out_dim = feature_dim if feature_dim > 0 else out_dim
 
@@ -79,13 +81,15 @@ class Backbone(nn.Module):
         x = upsample_to(x, self.min_size)
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.proj(torch.flatten(self.trunk(x), 1))
+        with autocast_to(self.autocast, x):
+            out: torch.Tensor = self.proj(torch.flatten(self.trunk(x), 1))
+        return out if self.autocast is None else out.to(x.dtype)
 
     def use_memory_format(self, memory_format: str, device: torch.device | str) -> Backbone:
         """Lay the weights and each input batch out as `memory_format` ("auto":
         channels_last on a CPU for a convolutional trunk, where oneDNN's convolutions
-        take 0.75-0.96x the step time of NCHW on this workplace's CPUs, benchmarks/
-        cpu_step.py; contiguous otherwise). A layout, not a model: the same weights
+        take 0.72-0.96x the step time of NCHW (small_cnn) on this workplace's CPUs,
+        benchmarks/cpu_step.py; contiguous otherwise). A layout, not a model: the same weights
         and the same arithmetic up to float rounding."""
         convolutional = any(isinstance(m, nn.Conv2d) for m in self.trunk.modules())
         if memory_format == "auto":
@@ -97,6 +101,34 @@ class Backbone(nn.Module):
         self.channels_last = memory_format == "channels_last" and convolutional
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
         return self.to(memory_format=layout)
+
+    def use_precision(self, precision: str) -> Backbone:
+        """Run forward (and so backward) under `precision` (see `autocast_dtype`)."""
+        self.autocast = autocast_dtype(precision)
+        return self
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a `precision` setting: None for fp32; bfloat16 for
+    "bf16", where torch.autocast runs the convolutions and matmuls of F in bf16
+    (oneDNN's AMX / AVX512-BF16 kernels on a CPU: 0.65x the time of a demo
+    training here, benchmarks/cpu_step.py) and keeps weights, and so the
+    optimiser, in fp32. F's output is cast back to the input's dtype, so heads
+    and losses never see bf16. Not fp16: it needs loss scaling, bf16 does not."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision={precision} is not one of {', '.join(PRECISIONS)}")
+    return torch.bfloat16 if precision == "bf16" else None
+
+
+def autocast_to(dtype: torch.dtype | None, x: torch.Tensor) -> contextlib.AbstractContextManager:
+    """torch.autocast to `dtype` on x's device; nothing at all for None, so an
+    autocast a caller has entered around the model stays in force."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(x.device.type, dtype=dtype)
 
 
 def upsample_to(x: torch.Tensor, min_size: int) -> torch.Tensor:

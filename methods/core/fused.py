@@ -43,7 +43,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .backbones import Backbone, upsample_to
+from .backbones import Backbone, autocast_dtype, autocast_to, upsample_to
 
 FUSABLE = ("small_cnn", "resnet18", "resnet34")
 
@@ -103,6 +103,7 @@ class FusedBackbone(nn.Module):
         self.out_dim = out_dim
         self.min_size = min_size
         self.channels_last = False  # set by `use_memory_format`
+        self.autocast: torch.dtype | None = None  # set by `use_precision`
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = upsample_to(x, self.min_size)
@@ -110,9 +111,10 @@ class FusedBackbone(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         # channels are member-major all the way through the trunk: member k owns
         # the k-th block of the flattened features
-        features = torch.flatten(self.trunk(x), 1).unflatten(1, (self.n, -1))
-        out: torch.Tensor = self.proj(features)
-        return out
+        with autocast_to(self.autocast, x):
+            features = torch.flatten(self.trunk(x), 1).unflatten(1, (self.n, -1))
+            out: torch.Tensor = self.proj(features)
+        return out if self.autocast is None else out.to(x.dtype)
 
     def use_memory_format(self, memory_format: str, device: torch.device | str) -> FusedBackbone:
         """As `Backbone.use_memory_format` ("auto": channels_last on a CPU, every
@@ -122,6 +124,11 @@ class FusedBackbone(nn.Module):
         self.channels_last = memory_format == "channels_last"
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
         return self.to(memory_format=layout)
+
+    def use_precision(self, precision: str) -> FusedBackbone:
+        """As `Backbone.use_precision`: every member's forward under `precision`."""
+        self.autocast = autocast_dtype(precision)
+        return self
 
     def member_state_dict(self, k: int) -> dict[str, torch.Tensor]:
         """Member k's weights and buffers (copies), keyed as the original Backbone's

@@ -166,6 +166,7 @@ def train_pack(
         adv_heads = [nn.Linear(width, s.out_features).to(device) for s in adv_specs]
         members.append(_Member(k, plan, ctx, specs, heads, adv_specs, adv_heads))
     fused = fuse_backbones(backbones).to(device).use_memory_format(config.memory_format, device)
+    fused.use_precision(config.precision)
     rng = np.random.default_rng(ctx0.seed)  # the batch order every member's run draws
     heads = [h for m in members for h in (*m.heads, *m.adv_heads)]
     params = [*fused.parameters(), *(p for h in heads for p in h.parameters())]

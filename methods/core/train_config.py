@@ -60,8 +60,17 @@ class TrainConfig:
         default="auto",
         metadata=meta(
             "memory layout of a convolutional F's weights and inputs; auto: channels_last on"
-            " a CPU (0.75-0.96x the step time measured here), contiguous on a GPU; the same"
-            " numbers per seed either way, up to float rounding"
+            " a CPU (0.72-0.96x the small_cnn step time measured here), contiguous on a GPU;"
+            " the same numbers per seed either way, up to float rounding"
+        ),
+    )
+    precision: Literal["fp32", "bf16"] = field(
+        default="fp32",
+        metadata=meta(
+            "arithmetic of F's forward and backward: fp32, or bf16 autocast (F's"
+            " matmuls and convolutions in bfloat16, weights, heads, losses and optimiser"
+            " in fp32); bf16 is faster on CPUs with AMX or AVX512-BF16 and on recent"
+            " GPUs, and changes the numbers beyond float rounding"
         ),
     )
     loss_reduction: Literal["mean", "sum"] = field(

@@ -65,10 +65,11 @@ class Trainer:
 
     def new_backbone(self) -> Backbone:
         """A feature extractor F as the config describes it, on the device and in the
-        configured memory layout (every kernel builds its F's here)."""
+        configured memory layout and precision (every kernel builds its F's here)."""
         c = self.config
         backbone = build_backbone(c.backbone, self.domain.input_shape, c.feature_dim, c.weights)
-        return backbone.to(self.device).use_memory_format(c.memory_format, self.device)
+        backbone = backbone.to(self.device).use_memory_format(c.memory_format, self.device)
+        return backbone.use_precision(c.precision)
 
     def view_of(self, name: str) -> DomainView:
         """Another domain, encoded with the statistics of the one trained on."""

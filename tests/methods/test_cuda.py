@@ -49,3 +49,17 @@ def test_a_pack_on_cuda_gives_each_run_its_own_numbers(backbone: str) -> None:
         assert isinstance(together, dict) and together.keys() == alone.keys()
         for key, value in alone.items():
             assert together[key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_bf16_runs_the_convolutions_in_bf16_on_cuda() -> None:
+    from methods.core.backbones import build_backbone
+
+    net = build_backbone("small_cnn", (3, 32, 32)).cuda().use_precision("bf16")
+    seen: set[torch.dtype] = set()
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(lambda _m, _i, out: seen.add(out.dtype))
+    out = net(torch.randn(4, 3, 32, 32, device="cuda"))
+    assert seen == {torch.bfloat16} and out.dtype == torch.float32
+    out.square().mean().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in net.parameters())

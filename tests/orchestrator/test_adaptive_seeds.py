@@ -3,6 +3,8 @@ and its predictive probability against an independent computation."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -14,6 +16,7 @@ from orchestrator.adaptive_seeds import (
     cell_key,
     next_round,
     predict_at_max,
+    run_rounds,
 )
 from orchestrator.errors import UserInputError
 from orchestrator.pair_analysis import Values, choose_partners, holm
@@ -233,3 +236,34 @@ def test_once_the_race_is_run_the_doubt_left_gets_the_seeds(
     state = assess(values, ATTRS, seeds, CFG)["a"]
     assert not state.settled and state.partner == "b" and state_p(state) < CFG.certainty
     assert next_round({"a": state}, seeds, CFG) == {("a", "c")}
+
+
+def test_rounds_raise_only_the_cells_an_open_row_asks_for_and_end_settled_or_at_max() -> None:
+    """run_rounds against a simulated matrix: a's partner b hurts by 3 points in
+    noise of 2, c is harmless; every round's new seeds are exactly next_round's."""
+    rng = np.random.default_rng(7)
+    means = {("a",): 0.90, ("a", "b"): 0.87, ("a", "c"): 0.90, ("b",): 0.80, ("b", "c"): 0.80}
+    means[("c",)] = 0.70
+    drawn = {k: list(m + 0.02 * rng.standard_normal(5)) for k, m in means.items()}
+
+    def play(_round: int, seeds: dict[tuple[str, ...], int]) -> Values:
+        out: Values = {}
+        for key, n in seeds.items():
+            x, y = (key[0], key[0]) if len(key) == 1 else key
+            out[(x, y)] = out[(y, x)] = drawn[key][:n]
+        return out
+
+    seeds = dict.fromkeys(means, CFG.min_seeds)
+    history = []
+    for round_no, rows, more in run_rounds(ATTRS, seeds, CFG, play):
+        before = dict(seeds)
+        history.append((round_no, rows, more, before))
+    assert [h[0] for h in history] == list(range(1, len(history) + 1))
+    for (_, rows, more, before), (_, _, _, after) in itertools.pairwise(history):
+        assert more == next_round(rows, before, CFG)
+        assert {k for k in after if after[k] != before[k]} == more  # one more seed each
+        assert all(after[k] == before[k] + 1 for k in more)
+    *_, (_, last, more, _) = history
+    assert not more
+    assert all(r.settled or seeds[(r.attribute,)] == CFG.max_seeds for r in last.values())
+    assert last == assess(play(0, seeds), ATTRS, seeds, CFG)  # the last round is the answer

@@ -15,6 +15,7 @@ from orchestrator.pair_analysis import (
     matrix,
     negative_transfer_p,
     pair_values,
+    row_test,
     select_lambda,
     summary_table,
 )
@@ -235,3 +236,23 @@ def test_summary_leads_with_test_and_reports_the_null_control() -> None:
     text = format_summary(summary)
     header = text.splitlines()[0].split()
     assert header.index("sin") < header.index("val") and "null-sin" in header
+
+
+def test_row_test_ranks_partners_ties_to_the_earlier_and_tests_each_against_the_diagonal() -> None:
+    values = {
+        ("a", "a"): [0.90, 0.92],
+        ("a", "c"): [0.80, 0.82],  # tied with b on the mean: b, the earlier, ranks first
+        ("a", "b"): [0.79, 0.83],
+        ("a", "d"): [0.95],  # one seed: ranked by its mean, not tested
+    }
+    test = row_test(values, ["a", "b", "c", "d"], "a")
+    assert test is not None
+    assert [b for b, _ in test.ranked] == ["b", "c", "d"] and test.worst == "b"
+    assert test.alone == pytest.approx(0.91) and test.worst_mean == pytest.approx(0.81)
+    for b in ("b", "c"):
+        direct = stats.ttest_ind(values[("a", b)], values[("a", "a")], equal_var=False)
+        assert test.p_raw[b] == pytest.approx(direct.pvalue / 2)  # one-sided, mean below
+    assert "d" not in test.p_raw
+    assert test.p_holm == holm(test.p_raw)
+    assert row_test({("a", "b"): [0.8, 0.8]}, ["a", "b"], "a") is None  # no diagonal
+    assert row_test({("a", "a"): [0.9, 0.9]}, ["a", "b"], "a") is None  # no pair finished
