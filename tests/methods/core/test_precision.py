@@ -4,13 +4,16 @@ number, and fp32 (the default) leaves F exactly as it was."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from methods import MetricsCollector, RunContext, get_method
+from methods import MetricsCollector, RunContext, get_method, list_methods
 from methods.core.backbones import build_backbone
 from methods.core.errors import ConfigError
 from methods.core.fused import fuse_backbones
+from tests.conftest import tiny_config_values
 
 
 def _conv_output_dtypes(net: torch.nn.Module, x: torch.Tensor) -> set[torch.dtype]:
@@ -107,3 +110,17 @@ def test_a_bf16_training_is_fixed_by_its_seed_and_close_to_fp32(tiny_shapes) -> 
     assert any(first[k] != fp32[k] for k in losses)  # bf16 did run
     for k in losses:
         assert first[k] == pytest.approx(fp32[k], rel=0.1, abs=0.02), k
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_every_method_trains_its_f_in_bf16(name: str, tiny_digits) -> None:
+    """precision reaches every kernel's F (all build it through Trainer.new_backbone
+    or a pack): the numbers move off fp32's and stay finite."""
+    spec = get_method(name)
+    finals = {}
+    for precision in ("fp32", "bf16"):
+        values = {**tiny_config_values(name, backbone="small_cnn"), "precision": precision}
+        ctx = RunContext(seed=0, report=MetricsCollector())
+        finals[precision] = spec.train(spec.make_config(values), tiny_digits, ctx)
+    assert all(math.isfinite(v) for v in finals["bf16"].values())
+    assert finals["bf16"] != finals["fp32"]
