@@ -332,6 +332,20 @@ def test_dashboard_on_an_address_this_machine_lacks(tmp_path: Path, capsys) -> N
     assert "--host 192.0.2.1 is not an address of this machine" in capsys.readouterr().err
 
 
+def test_dashboard_on_a_port_another_server_listens_on(tmp_path: Path, capsys) -> None:
+    import socket
+
+    import optuna
+
+    optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}", study_name="s")
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        assert main(["dashboard", str(tmp_path), "--port", str(port)]) == 2
+    assert f"port {port} on 127.0.0.1 is in use; pass another --port" in capsys.readouterr().err
+
+
 def test_dashboard_off_loopback_warns_that_it_is_open(tmp_path: Path) -> None:
     import socket
 
