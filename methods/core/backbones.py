@@ -114,8 +114,8 @@ PRECISIONS = ("fp32", "bf16")
 def autocast_dtype(precision: str) -> torch.dtype | None:
     """The autocast dtype of a `precision` setting: None for fp32; bfloat16 for
     "bf16", where torch.autocast runs the convolutions and matmuls of F in bf16
-    (oneDNN's AMX / AVX512-BF16 kernels on a CPU: 0.65x the time of a demo
-    training here, benchmarks/cpu_step.py) and keeps weights, and so the
+    (oneDNN's AMX / AVX512-BF16 kernels on a CPU: 0.73x the time of the demo's
+    6-epoch training here, benchmarks/cpu_step.py) and keeps weights, and so the
     optimiser, in fp32. F's output is cast back to the input's dtype, so heads
     and losses never see bf16. Not fp16: it needs loss scaling, bf16 does not."""
     if precision not in PRECISIONS:

@@ -178,3 +178,19 @@ def test_a_pack_that_runs_out_of_memory_trains_in_halves_with_the_same_numbers(
     monkeypatch.setattr(packed_module, "train_pack", no_room)
     with pytest.raises(torch.OutOfMemoryError):  # one run alone that does not fit: its error
         packed_module.train_pack_within_memory(configs[:1], data, ctxs[:1])
+
+
+def test_a_pack_trains_in_the_precision_its_runs_ask_for() -> None:
+    """precision=bf16 reaches the fused F: the pack's numbers move off fp32's, and
+    each run stays within bf16's rounding of the same run trained alone in bf16."""
+    data = _data(16)
+    runs = RUNS[:3]
+    fp32 = _packed(_configs("small_cnn", runs), data)
+    bf16_configs = _configs("small_cnn", runs, precision="bf16")
+    bf16 = _packed(bf16_configs, data)
+    alone = _apart(runs, bf16_configs, data)
+    for (p32, _), (p16, _), (a16, _) in zip(fp32, bf16, alone, strict=True):
+        assert p16 != p32
+        losses = [k for k in p16 if "/loss" in k]
+        for k in losses:
+            assert p16[k] == pytest.approx(a16[k], rel=0.1, abs=0.02), k
