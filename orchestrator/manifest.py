@@ -18,12 +18,25 @@ from .storage import OutputDir
 
 MANIFEST = "search.json"
 
+# Training settings added after searches were already written, with the value that
+# reproduces what those searches ran: an identity without the key is the same
+# search as one that has it at this value (a search started before `precision`
+# existed trained in fp32, so resuming it with the default continues it).
+ADDED_SETTINGS: dict[str, Any] = {"precision": "fp32"}
+
 
 def first_difference(old: Any, new: Any, path: str = "") -> str | None:
-    """The first setting that differs between two identities, as `a.b: 1 there, 2 here`."""
+    """The first setting that differs between two identities, as `a.b: 1 there, 2 here`.
+    A setting of `ADDED_SETTINGS` missing from one side counts as its old value."""
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new)):
             where = f"{path}.{key}" if path else key
+            if key in ADDED_SETTINGS:
+                was = ADDED_SETTINGS[key]
+                diff = first_difference(old.get(key, was), new.get(key, was), where)
+                if diff:
+                    return diff
+                continue
             if key not in old or key not in new:
                 return f"{where} is set in only one of them"
             diff = first_difference(old[key], new[key], where)

@@ -36,7 +36,8 @@ def pull(source: str, destination: str, *, with_ray: bool = False, echo: Echo = 
     # other settings, the same identity); only another identity is refused
     theirs = _identity(src.read_bytes(manifest.MANIFEST))
     if dest.exists(manifest.MANIFEST) and (
-        theirs is None or _identity(dest.read_bytes(manifest.MANIFEST)) != theirs
+        theirs is None
+        or manifest.first_difference(_identity(dest.read_bytes(manifest.MANIFEST)), theirs)
     ):
         raise OutputError(
             f"{destination} already holds another search (the identity in"

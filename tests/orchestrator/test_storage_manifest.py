@@ -36,3 +36,21 @@ def test_unrelated_non_empty_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="already holds files"):
         manifest.claim(out, {"search": "x"}, {})
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_search_written_before_precision_existed_resumes_at_fp32_only(tmp_path: Path) -> None:
+    out = OutputDir(str(tmp_path / "run"))
+    out.ensure_writable()
+    before = {"search": "aal-pairs", "dataset": "x", "train": {"epochs": 2}}  # an older search.json
+    assert manifest.claim(out, before, {}) is False
+    now = {**before, "train": {"epochs": 2, "precision": "fp32"}}
+    assert manifest.claim(out, now, {}) is True  # what it ran: the same search
+    assert manifest.first_difference(now, before) is None  # either way round
+    bf16 = {**before, "train": {"epochs": 2, "precision": "bf16"}}
+    with pytest.raises(
+        OutputError, match=r'different search \(train.precision: "fp32" there, "bf16" here\)'
+    ):
+        manifest.claim(out, bf16, {})
+    assert manifest.first_difference(before, {**before, "train": {"epochs": 2, "lr": 0.1}}) == (
+        "train.lr is set in only one of them"  # any other new key still differs
+    )
