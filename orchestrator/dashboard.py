@@ -68,7 +68,12 @@ def serve(location: str, port: int = 8080, host: str = "127.0.0.1") -> None:
         )
     from optuna_dashboard import wsgi
 
-    server = make_server(host, port, wsgi(storage), _server_class(host), _Handler)
+    try:
+        server = make_server(host, port, wsgi(storage), _server_class(host), _Handler)
+    except OSError as exc:  # e.g. taken since the check above
+        raise UserInputError(
+            f"cannot listen on {host} port {port} ({exc.strerror or exc}); pass another --port"
+        ) from None
     print(f"optuna-dashboard for {url} at http://{host}:{port}/  (Ctrl+C to stop)", flush=True)
     _serve_until_stopped(server)
 
@@ -92,7 +97,8 @@ def _serve_until_stopped(server: WSGIServer) -> None:
         server.shutdown()
         server.server_close()
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            if handler is not None:  # None: not installed from Python, nothing to restore
+                signal.signal(sig, handler)
 
 
 class _Handler(WSGIRequestHandler):
