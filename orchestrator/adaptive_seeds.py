@@ -192,10 +192,7 @@ def _row(
     partners = [b for b in attributes if b != a and values.get((a, b))]
     worst = state.partner = test.worst
     state.p_holm = test.p_holm.get(worst)
-    # stage 2's verdict on these seeds (pair_analysis.choose_partners)
-    negative = (
-        test.worst_mean < test.alone and state.p_holm is not None and state.p_holm < cfg.alpha
-    )
+    negative = test.negative(cfg.alpha)  # stage 2's verdict on these seeds
     state.decision = "negative" if negative else "none"
     p_negative, worst_share = predict_at_max(
         alone,

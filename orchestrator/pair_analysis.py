@@ -140,6 +140,12 @@ class RowTest:
     def worst_mean(self) -> float:
         return self.ranked[0][1]
 
+    def negative(self, alpha: float) -> bool:
+        """Stage 2's verdict: the worst partner is below the diagonal and its
+        Holm-corrected p-value is below α."""
+        p = self.p_holm.get(self.worst)
+        return self.worst_mean < self.alone and p is not None and p < alpha
+
 
 def row_test(values: Values, attributes: Sequence[str], a: str) -> RowTest | None:
     """Row a's partners and tests; None when a has no single-task run or no pair run
@@ -186,7 +192,7 @@ def choose_partners(
             verdict.reason = "no negative transfer"
             continue
         verdict.p_value, verdict.p_holm = test.p_raw.get(test.worst), test.p_holm.get(test.worst)
-        verdict.significant = None if verdict.p_holm is None else verdict.p_holm < alpha
+        verdict.significant = None if verdict.p_holm is None else test.negative(alpha)
         if require_significant and not verdict.significant:
             verdict.reason = "negative transfer within seed noise"
             continue

@@ -123,6 +123,18 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     return torch.bfloat16 if precision == "bf16" else None
 
 
+def check_precision(precision: str, device: torch.device | str) -> None:
+    """Refuse bf16 on a GPU without bfloat16 arithmetic (before Ampere), where
+    torch.autocast would fail mid-training; a CPU always runs it (slowly without
+    AMX or AVX512-BF16)."""
+    device = torch.device(device)
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(
+            f"precision=bf16 needs a GPU with bfloat16 arithmetic (Ampere or newer);"
+            f" {device} has none: use precision=fp32"
+        )
+
+
 def autocast_to(dtype: torch.dtype | None, x: torch.Tensor) -> contextlib.AbstractContextManager:
     """torch.autocast to `dtype` on x's device; nothing at all for None, so an
     autocast a caller has entered around the model stays in force."""

@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from ..data import Dataset
-from .backbones import build_backbone
+from .backbones import build_backbone, check_precision
 from .context import RunContext
 from .contract import MethodConfig, PackPlan
 from .errors import ConfigError, DataError, DivergedError, ensure_finite
@@ -166,6 +166,7 @@ def train_pack(
         adv_heads = [nn.Linear(width, s.out_features).to(device) for s in adv_specs]
         members.append(_Member(k, plan, ctx, specs, heads, adv_specs, adv_heads))
     fused = fuse_backbones(backbones).to(device).use_memory_format(config.memory_format, device)
+    check_precision(config.precision, device)
     fused.use_precision(config.precision)
     rng = np.random.default_rng(ctx0.seed)  # the batch order every member's run draws
     heads = [h for m in members for h in (*m.heads, *m.adv_heads)]

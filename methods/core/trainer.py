@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..data import Dataset
-from .backbones import Backbone, build_backbone
+from .backbones import Backbone, build_backbone, check_precision
 from .context import RunContext
 from .errors import DataError, ensure_finite
 from .evaluation import EvalHead, principal_components, score_heads
@@ -69,6 +69,7 @@ class Trainer:
         c = self.config
         backbone = build_backbone(c.backbone, self.domain.input_shape, c.feature_dim, c.weights)
         backbone = backbone.to(self.device).use_memory_format(c.memory_format, self.device)
+        check_precision(c.precision, self.device)
         return backbone.use_precision(c.precision)
 
     def view_of(self, name: str) -> DomainView:

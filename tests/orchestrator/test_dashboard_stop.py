@@ -49,9 +49,13 @@ def test_a_signal_during_a_request_stops_the_server_and_frees_the_port(signum: i
     threads = [threading.Thread(target=client), threading.Thread(target=stop_when_busy)]
     for t in threads:
         t.start()
+    # if the signal were ignored, end the loop another way so the test fails, not hangs
+    watchdog = threading.Timer(15, server.shutdown)
+    watchdog.start()
     began = time.monotonic()
     _serve_until_stopped(server)  # returns only once stopped
     took = time.monotonic() - began
+    watchdog.cancel()
     for t in threads:
         t.join(10)
     assert answers == [b"ok"]  # the request in flight was answered, then the loop ended

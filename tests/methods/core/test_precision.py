@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from methods import MetricsCollector, RunContext, get_method, list_methods
-from methods.core.backbones import build_backbone
+from methods.core.backbones import build_backbone, check_precision
 from methods.core.errors import ConfigError
 from methods.core.fused import fuse_backbones
 from tests.conftest import tiny_config_values
@@ -124,3 +124,11 @@ def test_every_method_trains_its_f_in_bf16(name: str, tiny_digits) -> None:
         finals[precision] = spec.train(spec.make_config(values), tiny_digits, ctx)
     assert all(math.isfinite(v) for v in finals["bf16"].values())
     assert finals["bf16"] != finals["fp32"]
+
+
+def test_bf16_on_a_gpu_without_bfloat16_is_refused_in_one_sentence(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    with pytest.raises(ConfigError, match=r"precision=bf16 needs a GPU with bfloat16.*fp32$"):
+        check_precision("bf16", "cuda")
+    check_precision("fp32", "cuda")  # fp32 runs anywhere
+    check_precision("bf16", "cpu")  # a CPU always can (slowly without bf16 instructions)
