@@ -18,6 +18,11 @@ with Holm's correction) equals uniform-5's. Both searches sweep one λ in stage 
 (which auto runs with its minimum seeds).
 
     python benchmarks/adaptive_seeds.py [--quick]
+    python benchmarks/adaptive_seeds.py --dataset SPEC --attributes A,B,...
+
+`--dataset` (any dataset `auxsearch pairs --dataset` takes, e.g.
+`shapes:seed=11,correlation=0.3` or `digits`) with `--attributes` runs that
+search alone, the same two ways: the check on data this file does not name.
 
 `--replay DIR ...` trains nothing: it replays `--seeds auto` on finished uniform
 searches (`auxsearch pairs --seeds K --out DIR`; a cell's numbers depend only on
@@ -31,15 +36,17 @@ import argparse
 import json
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
-from methods.data import load_dataset
+from methods.data import Dataset, load_dataset
 from orchestrator.adaptive_seeds import AdaptiveSeeds, CellKey, run_rounds
 from orchestrator.demo import DEMO_ATTRIBUTES, DEMO_DATASET, DEMO_SETTINGS
+from orchestrator.inputs import resolve_dataset
 from orchestrator.pair_analysis import Values, choose_partners, pair_values
 from orchestrator.pairs import run_pairs
 from orchestrator.pairs_plan import resolve_settings, stage1_id
@@ -137,15 +144,32 @@ def main() -> None:
     parser.add_argument(
         "--replay", nargs="+", type=Path, metavar="DIR", help="finished uniform searches"
     )
+    parser.add_argument("--dataset", metavar="SPEC", help="one search on this dataset")
+    parser.add_argument("--attributes", metavar="A,B,...", help="its attributes")
     args = parser.parse_args()
     if args.replay:
         for out in args.replay:
             replay(out)
         return
-    cases = list(CASES.items())[1:2] if args.quick else list(CASES.items())
+    if bool(args.dataset) != bool(args.attributes):
+        parser.error("--dataset and --attributes go together")
+    cases: list[tuple[str, Callable[[], Dataset], tuple[str, ...]]] = [
+        (name, partial(load_dataset, "shapes", options), attributes)
+        for name, (options, attributes) in CASES.items()
+    ]
+    if args.dataset:
+        cases = [
+            (
+                args.dataset,
+                partial(resolve_dataset, args.dataset, None),
+                tuple(args.attributes.split(",")),
+            )
+        ]
+    elif args.quick:
+        cases = cases[1:2]
     print(f"{'dataset':<44}{'seeds':>12}{'stage-1 runs':>14}{'stage-1 s':>11}{'elapsed s':>11}")
-    for name, (options, attributes) in cases:
-        dataset = load_dataset("shapes", options)
+    for name, load, attributes in cases:
+        dataset = load()
         with tempfile.TemporaryDirectory() as tmp:
             uniform = search(dataset, attributes, f"{tmp}/uniform", seeds=5)
             auto = search(dataset, attributes, f"{tmp}/auto", seeds="auto", max_seeds=5)
