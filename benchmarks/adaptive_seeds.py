@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 from methods.data import Dataset, load_dataset
 from orchestrator.adaptive_seeds import AdaptiveSeeds, CellKey, run_rounds
 from orchestrator.demo import DEMO_ATTRIBUTES, DEMO_DATASET, DEMO_SETTINGS
+from orchestrator.errors import UserInputError
 from orchestrator.inputs import resolve_dataset
 from orchestrator.pair_analysis import Values, choose_partners, pair_values
 from orchestrator.pairs import run_pairs
@@ -158,13 +159,13 @@ def main() -> None:
         for name, (options, attributes) in CASES.items()
     ]
     if args.dataset:
-        cases = [
-            (
-                args.dataset,
-                partial(resolve_dataset, args.dataset, None),
-                tuple(args.attributes.split(",")),
-            )
-        ]
+        named = tuple(args.attributes.split(","))
+        try:  # a bad dataset or attribute is one sentence before anything trains
+            chosen = resolve_dataset(args.dataset, None)
+            resolve_settings(chosen, attributes=named, overrides=DEMO_SETTINGS, lambdas=[0.1])
+        except UserInputError as exc:
+            parser.error(str(exc))
+        cases = [(args.dataset, lambda: chosen, named)]
     elif args.quick:
         cases = cases[1:2]
     print(f"{'dataset':<44}{'seeds':>12}{'stage-1 runs':>14}{'stage-1 s':>11}{'elapsed s':>11}")
