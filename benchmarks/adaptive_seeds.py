@@ -20,7 +20,7 @@ with Holm's correction) equals uniform-5's. Both searches sweep one λ in stage 
     python benchmarks/adaptive_seeds.py [--quick]
     python benchmarks/adaptive_seeds.py --dataset SPEC --attributes A,B,...
 
-`--dataset` (any dataset `auxsearch pairs --dataset` takes, e.g.
+`--dataset` (a built-in dataset as `auxsearch pairs --dataset` takes it, e.g.
 `shapes:seed=11,correlation=0.3` or `digits`) with `--attributes` runs that
 search alone, the same two ways: the check on data this file does not name.
 
