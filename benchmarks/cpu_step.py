@@ -23,7 +23,7 @@ import torch
 
 from methods import MetricsCollector, RunContext, get_method
 from methods.core import trainer as trainer_module
-from methods.core.backbones import build_backbone
+from methods.core.backbones import build_backbone, cpu_has_bf16
 from methods.data import load_dataset
 from orchestrator.demo import DEMO_DATASET, DEMO_SETTINGS
 
@@ -78,7 +78,7 @@ def whole_training(way: str) -> float:
 
 def main() -> None:
     torch.set_num_threads(1)
-    bf16 = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    bf16 = cpu_has_bf16()
     print(f"torch {torch.__version__}, 1 thread, CPU bf16 instructions: {'yes' if bf16 else 'no'}")
     for name, size, batch, steps in (("small_cnn", 32, 64, 20), ("resnet18", 64, 32, 4)):
         times: dict[str, list[float]] = {w: [] for w in WAYS}

@@ -39,8 +39,9 @@ import time
 
 import pyarrow.parquet as pq
 import torch
+from in_process import train_cells
 
-from methods import MetricsCollector, RunContext, get_method
+from methods import RunContext, get_method
 from methods.data import load_dataset
 from orchestrator.demo import DEMO_ATTRIBUTES, DEMO_DATASET, DEMO_SETTINGS
 from orchestrator.pairs import run_pairs
@@ -51,15 +52,7 @@ from orchestrator.ray_session import ray_session
 def floor(
     cells: list, dataset, memory_format: str = "contiguous", precision: str = "fp32"
 ) -> float:
-    start = time.perf_counter()
-    for c in cells:
-        spec = get_method(c.method)
-        ctx = RunContext(seed=c.seed, report=MetricsCollector(), num_threads=os.cpu_count() or 1)
-        config = spec.make_config(
-            {**c.params, "memory_format": memory_format, "precision": precision}
-        )
-        spec.train(config, dataset, ctx)
-    return time.perf_counter() - start
+    return train_cells(cells, dataset, memory_format=memory_format, precision=precision)[1]
 
 
 WORKERS = os.cpu_count() or 1  # trials at once at the defaults: one CPU each

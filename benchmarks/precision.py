@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
 import torch
+from in_process import train_cells
 from scipy import stats
 
-from methods import MetricsCollector, RunContext, get_method
+from methods.core.backbones import cpu_has_bf16
 from methods.data import load_dataset
 from orchestrator.demo import DEMO_ATTRIBUTES, DEMO_DATASET, DEMO_SETTINGS
 from orchestrator.pair_analysis import Values, choose_partners
@@ -32,16 +32,13 @@ from orchestrator.pairs_plan import resolve_settings, stage1_cells
 def train_matrix(cells: list, dataset, precision: str) -> tuple[dict[str, Values], float]:
     """{"val": values, "test": values} of every cell, and the wall time."""
     out: dict[str, Values] = {"val": {}, "test": {}}
-    start = time.perf_counter()
-    for c in cells:
-        spec = get_method(c.method)
-        ctx = RunContext(seed=c.seed, report=MetricsCollector(), num_threads=os.cpu_count() or 1)
-        final = spec.train(spec.make_config({**c.params, "precision": precision}), dataset, ctx)
+    finals, wall = train_cells(cells, dataset, precision=precision)
+    for c, final in zip(cells, finals, strict=True):
         for a in c.tasks:
             b = a if len(c.tasks) == 1 else next(t for t in c.tasks if t != a)
             for split in out:
                 out[split].setdefault((a, b), []).append(final[f"{split}/acc/{a}"])
-    return out, time.perf_counter() - start
+    return out, wall
 
 
 def main() -> None:
@@ -55,7 +52,7 @@ def main() -> None:
     cells = stage1_cells(settings)
     fp32, t_fp32 = train_matrix(cells, dataset, "fp32")
     bf16, t_bf16 = train_matrix(cells, dataset, "bf16")
-    bf16_ok = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    bf16_ok = cpu_has_bf16()
     print(
         f"demo stage 1 at {args.seeds} seeds: {len(cells)} trainings, {os.cpu_count()} CPU"
         f" cores, bf16 instructions: {'yes' if bf16_ok else 'no'}, torch {torch.__version__}"

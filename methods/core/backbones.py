@@ -29,7 +29,7 @@ import functools
 import pickle
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -108,7 +108,8 @@ class Backbone(nn.Module):
         return self
 
 
-PRECISIONS = ("fp32", "bf16")
+Precision = Literal["fp32", "bf16"]  # TrainConfig.precision's type: one list of the values
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:
@@ -121,6 +122,12 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     if precision not in PRECISIONS:
         raise ConfigError(f"precision={precision} is not one of {', '.join(PRECISIONS)}")
     return torch.bfloat16 if precision == "bf16" else None
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AMX or AVX512-BF16), without which
+    bf16 autocast is emulated and slower than fp32 (the benchmarks print it)."""
+    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
 
 
 def check_precision(precision: str, device: torch.device | str) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..data import Dataset, Domain
-from .backbones import BACKBONES, check_backbone
+from .backbones import BACKBONES, Precision, check_backbone
 from .config import meta
 from .errors import DataError
 
@@ -64,7 +64,7 @@ class TrainConfig:
             " the same numbers per seed either way, up to float rounding"
         ),
     )
-    precision: Literal["fp32", "bf16"] = field(
+    precision: Precision = field(
         default="fp32",
         metadata=meta(
             "arithmetic of F's forward and backward: fp32, or bf16 autocast (F's"
