@@ -57,6 +57,7 @@ bench: $(INSTALL_STAMP)
 	$(PY) benchmarks/sweep_asha.py
 	$(PY) benchmarks/soseleto_step.py
 	$(PY) benchmarks/decode_cache.py
+	$(PY) benchmarks/aal_shortcut.py
 
 clean:
 	rm -rf $(VENV) auxsearch-demo .pytest_cache .mypy_cache .ruff_cache *.egg-info

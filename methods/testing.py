@@ -46,6 +46,7 @@ from .core import (
     unregister_method,
 )
 from .core.registry import TrainFn
+from .core.selection import CURVE_PREFIX
 from .data import Dataset, Domain
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -175,6 +176,20 @@ def check_reports_every_epoch(method: str) -> None:
     if config.select == "best_val" and len(main) == 1:
         key = next(k for k in objectives if k.endswith(f"/acc/{main[0]}"))
         assert final[key] == max(h[key] for h in history), f"{method}: not the best {key}"
+    curves = {m.name for m in config.metrics if m.curve}
+    for key, value in final.items():
+        if key.startswith(CURVE_PREFIX):  # curve/<epoch>/<split>/<name>/<task>
+            epoch, rest = key[len(CURVE_PREFIX) :].split("/", 1)
+            assert rest.split("/")[1] in curves, f"{method}: {key} is no declared curve"
+            assert value == history[int(epoch) - 1][rest], f"{method}: {key} is not epoch {epoch}'s"
+    for row in history:
+        for key in row:
+            parts = key.split("/")
+            if len(parts) == 3 and parts[0].startswith(("val", "test")) and parts[1] in curves:
+                row_epoch = int(row["epoch"])
+                assert f"{CURVE_PREFIX}{row_epoch}/{key}" in final, (
+                    f"{method}: curve {key} of epoch {row_epoch} is not in the final metrics"
+                )
     for name, plot in config.plots.items():
         if name in run.artifacts:
             assert plot(run.artifacts[name]).startswith(PNG_MAGIC), f"{method}: plot {name}"

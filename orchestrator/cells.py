@@ -10,6 +10,9 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from methods import get_method
+from methods.core.selection import CURVE_PREFIX
+
 # Keys of a trial's last report: the marker of a finished run, its training
 # time, the outcome of each cell of a pack (JSON), and the prefix of each seed's
 # own metrics in a multi-seed trial.
@@ -71,9 +74,40 @@ class Outcome:
 
 def trial_metrics(result: dict[str, Any]) -> dict[str, float]:
     """The kernel's metrics in a Tune result (Tune adds its own bookkeeping keys)."""
-    keep = ("train/", "val/", "test/", "test@", "epoch/", SEED_PREFIX)
+    keep = ("train/", "val/", "test/", "test@", "epoch/", CURVE_PREFIX, SEED_PREFIX)
     return {
         k: float(v)
         for k, v in result.items()
         if k.startswith(keep) and isinstance(v, int | float) and not isinstance(v, bool)
     }
+
+
+def split_seeds(metrics: dict[str, float], first_seed: int) -> dict[int, dict[str, float]]:
+    """{seed: its metrics}: a multi-seed trial's `seed=<s>/...` keys, else the one seed."""
+    per_seed: dict[int, dict[str, float]] = {}
+    for key, value in metrics.items():
+        if key.startswith(SEED_PREFIX):
+            seed, _, rest = key[len(SEED_PREFIX) :].partition("/")
+            per_seed.setdefault(int(seed), {})[rest] = value
+    return per_seed or {first_seed: metrics}
+
+
+def partner_metrics(method: str) -> set[str]:
+    """The metrics `method` declares of its main model against a partner task."""
+    return {m.name for m in get_method(method).config_cls.metrics if m.partner}
+
+
+def roles(cell: Cell, task: str | None, partner: bool) -> tuple[str | None, str | None]:
+    """(main_task, aux_task) of a row about `task` in this cell; `partner`: a metric
+    of the main model measured against `task`."""
+    trial_main, trial_aux = "+".join(cell.tasks), "+".join(cell.aux) or None
+    if task is None:
+        return trial_main, trial_aux
+    if partner:
+        return trial_main, task
+    if task in cell.tasks and len(cell.tasks) == 2 and not cell.aux:
+        other = cell.tasks[1] if task == cell.tasks[0] else cell.tasks[0]
+        return task, other
+    if task in cell.tasks:
+        return task, trial_aux
+    return task, trial_main

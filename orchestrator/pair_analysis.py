@@ -167,6 +167,24 @@ def row_test(values: Values, attributes: Sequence[str], a: str) -> RowTest | Non
     return RowTest(float(np.mean(alone)), [(b, v) for v, _, b in row], p_raw, holm(p_raw))
 
 
+def tied_with_worst(values: Values, a: str, test: RowTest, alpha: float = 0.05) -> list[str] | None:
+    """The partners of row a that seed noise cannot tell from the worst: a one-sided
+    Welch test that a does better with b than with the worst partner has p ≥ α.
+    Each partner is its own claim ("b is not the worst"), so no correction is
+    applied: correcting would only widen the tie. None below 2 seeds."""
+    worst = values.get((a, test.worst), [])
+    if len(worst) < 2:
+        return None
+    tied = []
+    for b, _ in test.ranked[1:]:
+        p = negative_transfer_p(worst, values[(a, b)])  # mean(worst) < mean(with b)?
+        if p is None:
+            return None
+        if p >= alpha:
+            tied.append(b)
+    return tied
+
+
 def choose_partners(
     values: Values,
     attributes: Sequence[str],

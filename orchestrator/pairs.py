@@ -17,11 +17,14 @@ from typing import Any
 import pandas as pd
 
 from methods.data import Dataset
+from methods.data.dataset import Domain
 
 from . import manifest
 from .adaptive_seeds import CellKey, RowState, run_rounds
 from .cells import Cell, Outcome
+from .curves import CURVES_FILE
 from .lambda_halving import survivors
+from .leakage import chance_bands, leakage_frames, leakage_metrics
 from .pair_analysis import (
     Partner,
     Values,
@@ -40,9 +43,10 @@ from .pairs_plan import (
     stage1_keys,
     stage3_cells,
 )
-from .plots import heatmap_png
+from .plots import heatmap_png, lambda_sweep_png
 from .results import RESULTS_FILE, ResultsLog
 from .runner import Resources
+from .stage3_report import Stage3Runs, extend_summary, lambda_sweep_frame
 from .stages import StageRunner, val_scores
 from .storage import OutputDir
 from .study import (
@@ -56,12 +60,17 @@ from .study import (
 from .tables import (
     ADAPTIVE_FILE,
     HEATMAP_FILE,
+    LAMBDA_PLOT_FILE,
+    LAMBDA_SWEEP_FILE,
+    LEAKAGE_CURVES_FILE,
+    LEAKAGE_FILE,
     PAIR_MATRIX_FILE,
     SUMMARY_FILE,
     adaptive_table,
     pair_matrix_table,
     summary_arrow,
     write_parquet,
+    write_table,
 )
 
 Echo = Callable[[str], None]
@@ -78,6 +87,8 @@ class PairsResult:
     failed: list[str] = field(default_factory=list)
     resumed: bool = False
     rows: dict[str, RowState] | None = None  # `--seeds auto`: each row's decision
+    lambda_sweep: pd.DataFrame | None = None  # per attribute and λ: val/test accuracy
+    leakage: pd.DataFrame | None = None  # per λ: the adversary's reading of its partner
 
     def files(self) -> list[str]:
         names = [
@@ -85,6 +96,11 @@ class PairsResult:
             PAIR_MATRIX_FILE,
             SUMMARY_FILE,
             HEATMAP_FILE,
+            LAMBDA_SWEEP_FILE,
+            LEAKAGE_FILE,
+            LEAKAGE_CURVES_FILE,
+            LAMBDA_PLOT_FILE,
+            CURVES_FILE,
             ADAPTIVE_FILE,
             manifest.MANIFEST,
             STORAGE_FILE,
@@ -280,6 +296,7 @@ def _run_stages(
         "stage 3: adversarial runs over λ", settings, partners, log, stages, lambda_study, echo
     )
     null_val = null_test = None
+    null_ids: set[str] | None = None
     if settings.null_control:
         null_ids = _stage3(
             "stage 3b: null control, the partner's labels shuffled",
@@ -310,11 +327,67 @@ def _run_stages(
     auto = settings.adaptive
     seeds_meta = f"auto:{auto.min_seeds}-{auto.max_seeds}" if auto else settings.seeds
     write_parquet(out, PAIR_MATRIX_FILE, pair_matrix_table(mean, std, seeds_meta, counts))
+    runs = Stage3Runs(ids1, adv_ids, null_ids, sweep)
+    sweep_frame = lambda_sweep_frame(log.rows, partners, runs)
+    domain = dataset.domain(settings.domain)
+    bands = chance_bands(domain, [b for p in partners.values() for b in p.partners])
+    leakage, leakage_curves = leakage_frames(
+        log.rows,
+        log.curves,
+        ids=adv_ids | (null_ids or set()),
+        sweep=sweep,
+        metrics=leakage_metrics(settings.protocol.adversarial),
+        bands=bands,
+        alpha=settings.alpha,
+    )
+    summary = extend_summary(
+        summary,
+        log.rows,
+        partners,
+        val,
+        runs,
+        sizes={a: _labelled(domain, a) for a in settings.attributes},
+        leakage=leakage,
+        alpha=settings.alpha,
+    )
     write_parquet(out, SUMMARY_FILE, summary_arrow(summary))
     if rows is not None:
         write_parquet(out, ADAPTIVE_FILE, adaptive_table(rows))
     out.write_bytes(HEATMAP_FILE, heatmap_png(mean, {a: p.partners for a, p in partners.items()}))
-    return PairsResult(out, mean, std, partners, summary, stages.trained, stages.failed, rows=rows)
+    if len(sweep_frame):
+        write_table(out, LAMBDA_SWEEP_FILE, sweep_frame, "lambda_sweep/1")
+        write_table(out, LEAKAGE_FILE, leakage, "leakage/1")
+        write_table(out, LEAKAGE_CURVES_FILE, leakage_curves, "leakage_curves/1")
+        single = {
+            a: (summary_value(summary, a, "sin"), summary_value(summary, a, "sin_test"))
+            for a in settings.attributes
+        }
+        out.write_bytes(LAMBDA_PLOT_FILE, lambda_sweep_png(sweep_frame, leakage, single))
+    return PairsResult(
+        out,
+        mean,
+        std,
+        partners,
+        summary,
+        stages.trained,
+        stages.failed,
+        rows=rows,
+        lambda_sweep=sweep_frame,
+        leakage=leakage,
+    )
+
+
+def _labelled(domain: Domain, attribute: str) -> tuple[int, int]:
+    """The labelled (val, test) examples of an attribute: the split sizes its
+    accuracies are measured on."""
+    column = domain.column(attribute)
+    val, test = (int((column[domain.indices(s)] >= 0).sum()) for s in ("val", "test"))
+    return val, test
+
+
+def summary_value(summary: pd.DataFrame, attribute: str, column: str) -> float | None:
+    value = summary.loc[summary["attribute"] == attribute, column]
+    return None if value.empty or value.iloc[0] != value.iloc[0] else float(value.iloc[0])
 
 
 def _stage3(

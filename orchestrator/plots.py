@@ -88,3 +88,83 @@ def pca_png(pca: pd.DataFrame, methods: Sequence[str]) -> bytes:
     axes[0][0].legend(loc="upper right", fontsize=7)
     fig.tight_layout()
     return png_bytes(fig, dpi=110)
+
+
+def lambda_sweep_png(sweep: pd.DataFrame, leakage: pd.DataFrame, single: dict[str, tuple]) -> bytes:
+    """Per attribute: val and test accuracy against λ (the single-task level and the
+    null control beside it; the chosen λ ringed), and each leakage metric against λ
+    with the test split's chance band shaded. `single`: attribute → (val, test) of
+    its single-task runs."""
+    plt = pyplot()
+
+    attributes = list(dict.fromkeys(sweep["attribute"])) if len(sweep) else []
+    fig, axes = plt.subplots(
+        max(1, len(attributes)), 2, figsize=(9, 2.8 * max(1, len(attributes))), squeeze=False
+    )
+    if not attributes:
+        axes[0][0].set_axis_off()
+        axes[0][1].set_axis_off()
+        axes[0][0].text(0.5, 0.5, "no adversarial runs", ha="center", va="center")
+    for (acc_ax, leak_ax), a in zip(axes, attributes, strict=False):
+        for stage, style in (("adversarial", "-"), ("null", ":")):
+            sub = sweep[(sweep["attribute"] == a) & (sweep["stage"] == stage)].sort_values("lambda")
+            for split, color in (("val", "#1f77b4"), ("test", "#d62728")):
+                acc_ax.plot(
+                    sub["lambda"],
+                    sub[f"{split}_acc"] * 100,
+                    style,
+                    marker="o",
+                    ms=3,
+                    color=color,
+                    label=f"{split} ({'null control' if stage == 'null' else 'adv'})",
+                )
+                chosen = sub[sub["chosen"]]
+                if stage == "adversarial" and len(chosen):
+                    acc_ax.plot(
+                        chosen["lambda"],
+                        chosen[f"{split}_acc"] * 100,
+                        "o",
+                        ms=9,
+                        mfc="none",
+                        color="black",
+                    )
+        for i, (split, color) in enumerate((("val", "#1f77b4"), ("test", "#d62728"))):
+            level = single.get(a, (None, None))[i]
+            if level is not None:
+                acc_ax.axhline(
+                    level * 100, ls="--", lw=1, color=color, label=f"{split} single-task"
+                )
+        acc_ax.set_xscale("symlog", linthresh=1e-3)
+        acc_ax.set_title(f"{a} vs {sweep[sweep['attribute'] == a]['partner'].iloc[0]}")
+        acc_ax.set_xlabel("λ")
+        acc_ax.set_ylabel(f"accuracy of {a} (%)")
+        leak = leakage[(leakage["attribute"] == a) & (leakage["stage"] == "adversarial")]
+        if len(leak):
+            band = leak[leak["split"] == "test"]
+            if len(band):
+                leak_ax.axhspan(
+                    band["chance_low"].min() * 100,
+                    band["chance_high"].max() * 100,
+                    color="#cccccc",
+                    alpha=0.5,
+                    label="test chance band",
+                )
+            for (metric, split), sub in leak.groupby(["metric", "split"]):
+                sub = sub.sort_values("lambda")
+                leak_ax.plot(
+                    sub["lambda"],
+                    sub["mean"] * 100,
+                    "-" if split == "test" else "--",
+                    marker="o",
+                    ms=3,
+                    label=f"{metric} {split}",
+                )
+        leak_ax.set_xscale("symlog", linthresh=1e-3)
+        leak_ax.set_ylim(-2, 102)
+        leak_ax.set_xlabel("λ")
+        leak_ax.set_ylabel("accuracy on the partner (%)")
+        leak_ax.set_title("leakage at the selected epoch")
+        for ax in (acc_ax, leak_ax):
+            ax.legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    return png_bytes(fig, dpi=100)

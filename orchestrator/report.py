@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from .gains import GAIN_CONFIDENCE
+
 
 def _missing(v: object) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
@@ -128,3 +130,97 @@ def format_adaptive(rows: Mapping[str, Any]) -> str:
         ["attribute", "row", "decision", "worst", "p (Holm)", "P(sig. at max)", "seeds", "why"],
         body,
     )
+
+
+def _interval(r: Mapping[str, Any], name: str) -> str:
+    """`+2.60 [-0.41, +5.61]`: a gain and its interval, in points."""
+    gain, low, high = r.get(name), r.get(f"{name}_low"), r.get(f"{name}_high")
+    if _missing(gain):
+        return "-"
+    if _missing(low) or _missing(high):
+        return pct(gain, True)
+    return f"{pct(gain, True)} [{pct(low, True)}, {pct(high, True)}]"
+
+
+def _p(v: Any) -> str:
+    return "-" if _missing(v) else f"{float(v):.3f}"
+
+
+def format_gains(summary: pd.DataFrame, confidence: float = GAIN_CONFIDENCE) -> str | None:
+    """The test-split verdict per attribute with a partner: the paired (by seed)
+    gain over single-task training and over the null control with its interval
+    and p, every arm's test spread, the partner tie and the leakage at the chosen
+    λ; None for a summary written before these columns (aal_summary/1)."""
+    if "adv_minus_sin_test_p" not in summary:
+        return None
+    has_null = summary["null_test"].notna().any()
+    rows = []
+    for r in summary.to_dict("records"):
+        if _missing(r["neg_partner"]):
+            continue
+        tie = r.get("partner_tie")
+        rows.append(
+            [
+                str(r["attribute"]),
+                str(r["neg_partner"]),
+                "-" if _missing(r.get("gain_seeds")) else str(int(r["gain_seeds"])),
+                _interval(r, "adv_minus_sin_test"),
+                _p(r.get("adv_minus_sin_test_p")),
+                *(
+                    [_interval(r, "adv_minus_null_test"), _p(r.get("adv_minus_null_test_p"))]
+                    if has_null
+                    else []
+                ),
+                "/".join(
+                    pct(r.get(f"{arm}_test_std"))
+                    for arm in ("sin", "adv", *(("null",) if has_null else ()))
+                ),
+                "-" if _missing(tie) else (f"yes: {r['tied_partners']}" if tie else "no"),
+                "-" if _missing(r.get("leakage")) else str(r["leakage"]),
+            ]
+        )
+    if not rows:
+        return None
+    ci = f"{confidence * 100:g}% CI"
+    header = [
+        "attribute",
+        "neg",
+        "seeds",
+        f"adv-sin [{ci}]",
+        "p",
+        *([f"adv-null [{ci}]", "p"] if has_null else []),
+        "test std " + ("sin/adv/null" if has_null else "sin/adv"),
+        "partner tie",
+        "leakage at λ",
+    ]
+    return format_table(header, rows)
+
+
+def format_lambda_sweep(sweep: pd.DataFrame, leakage: pd.DataFrame | None) -> str:
+    """One line per stage, attribute and λ: val and test accuracy (the chosen λ
+    starred) and each leakage reading (%) with its verdict when it is not chance."""
+    readings: dict[tuple[Any, ...], dict[str, str]] = {}
+    names: list[str] = []
+    if leakage is not None:
+        for r in leakage.to_dict("records"):
+            name = f"{r['metric']} {r['split']}"
+            if name not in names:
+                names.append(name)
+            text = pct(r["mean"])
+            if r["verdict"] != "chance":
+                text += f" {r['verdict']}"
+            readings.setdefault((r["stage"], r["attribute"], r["lambda"]), {})[name] = text
+    rows = []
+    for r in sweep.to_dict("records"):
+        found = readings.get((r["stage"], r["attribute"], r["lambda"]), {})
+        rows.append(
+            [
+                f"{r['attribute']} vs {r['partner']}",
+                "adversarial" if r["stage"] == "adversarial" else "null control",
+                f"{r['lambda']:g}{'*' if r['chosen'] else ''}",
+                pct(r["val_acc"]),
+                pct(r["test_acc"]),
+                *(found.get(n, "-") for n in names),
+            ]
+        )
+    return format_table(["attribute", "run", "λ", "val", "test", *names], rows)

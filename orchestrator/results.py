@@ -26,9 +26,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from methods import get_method
-
-from .cells import SEED_PREFIX, Cell, Outcome
+from .cells import Cell, Outcome, partner_metrics, roles, split_seeds
+from .curves import CURVES_FILE, curve_rows, curves_table
 from .errors import UserInputError
 from .storage import OutputDir
 
@@ -106,20 +105,10 @@ def outcome_rows(outcome: Outcome, *, search: str, dataset: str) -> list[dict[st
     return rows
 
 
-def split_seeds(metrics: dict[str, float], first_seed: int) -> dict[int, dict[str, float]]:
-    """{seed: its metrics}: a multi-seed trial's `seed=<s>/...` keys, else the one seed."""
-    per_seed: dict[int, dict[str, float]] = {}
-    for key, value in metrics.items():
-        if key.startswith(SEED_PREFIX):
-            seed, _, rest = key[len(SEED_PREFIX) :].partition("/")
-            per_seed.setdefault(int(seed), {})[rest] = value
-    return per_seed or {first_seed: metrics}
-
-
 def _metric_rows(
     base: dict[str, Any], cell: Cell, metrics: dict[str, float], fixed_epoch: int | None = None
 ) -> list[dict[str, Any]]:
-    partner = {m.name for m in get_method(cell.method).config_cls.metrics if m.partner}
+    partner = partner_metrics(cell.method)
     rows = []
     last_epoch = int(cell.params.get("epochs", 0)) or None
     for key, value in sorted(metrics.items()):
@@ -130,7 +119,7 @@ def _metric_rows(
             continue
         metric = parts[1]
         task = parts[2] if len(parts) == 3 else None
-        main, aux = _roles(cell, task, metric in partner)
+        main, aux = roles(cell, task, metric in partner)
         epoch: float | None
         if fixed_epoch is not None:
             epoch = fixed_epoch
@@ -154,22 +143,6 @@ def _metric_rows(
             row["test_domain"] = other_domain
         rows.append(row)
     return rows
-
-
-def _roles(cell: Cell, task: str | None, partner: bool) -> tuple[str | None, str | None]:
-    """(main_task, aux_task) of a row about `task` in this cell; `partner`: a metric
-    of the main model measured against `task`."""
-    trial_main, trial_aux = "+".join(cell.tasks), "+".join(cell.aux) or None
-    if task is None:
-        return trial_main, trial_aux
-    if partner:
-        return trial_main, task
-    if task in cell.tasks and len(cell.tasks) == 2 and not cell.aux:
-        other = cell.tasks[1] if task == cell.tasks[0] else cell.tasks[0]
-        return task, other
-    if task in cell.tasks:
-        return task, trial_aux
-    return task, trial_main
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -213,10 +186,12 @@ def read_table(out: OutputDir, name: str) -> pa.Table | None:
 
 
 class ResultsLog:
-    """results.parquet held in memory, rewritten atomically after every finished cell."""
+    """results.parquet held in memory, rewritten atomically after every finished cell,
+    with curves.parquet beside it for the cells whose methods declare curves."""
 
     def __init__(self, out: OutputDir, *, search: str, dataset: str):
         self.out, self.search, self.dataset = out, search, dataset
+        self.curves: list[dict[str, Any]] = self._read_curves()
         try:
             existing = read_table(out, RESULTS_FILE)
         except DamagedTable as exc:
@@ -224,20 +199,46 @@ class ResultsLog:
             return
         self.rows = existing.to_pylist() if existing is not None else []
 
+    def _read_curves(self) -> list[dict[str, Any]]:
+        """The curves recorded so far; a damaged curves.parquet is kept aside and
+        rebuilt from Ray's trial records, as results.parquet is."""
+        try:
+            table = read_table(self.out, CURVES_FILE)
+        except DamagedTable as exc:
+            aside = self._set_aside(CURVES_FILE)
+            rows = [r for o in self._recorded_by_ray() for r in curve_rows(o, search=self.search)]
+            self.out.write_bytes(CURVES_FILE, table_bytes(curves_table(rows)))
+            print(
+                f"auxsearch: {self.out.display(CURVES_FILE)} could not be read ({exc.reason});"
+                f" kept it as {aside} and rebuilt it from Ray's trial records",
+                file=sys.stderr,
+                flush=True,
+            )
+            return rows
+        return table.to_pylist() if table is not None else []
+
+    def _recorded_by_ray(self) -> list[Outcome]:
+        from .recovery import rebuild_outcomes
+
+        outcomes = rebuild_outcomes(self.out, prunable=self.search == "sweep")
+        return sorted(outcomes, key=lambda o: o.cell.id)
+
+    def _set_aside(self, name: str) -> str:
+        """Copy a damaged file to `<name>.damaged-<time>`, untouched; its new name."""
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        aside = f"{name}.damaged-{stamp}"
+        self.out.write_bytes(aside, self.out.read_bytes(name))
+        return aside
+
     def _rebuild(self, damage: DamagedTable) -> list[dict[str, Any]]:
         """A results.parquet that cannot be read is kept aside, untouched, and
         rebuilt from Ray's trial records; cells without one train again."""
-        from .recovery import rebuild_outcomes
-
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        aside = f"{RESULTS_FILE}.damaged-{stamp}"
-        self.out.write_bytes(aside, self.out.read_bytes(RESULTS_FILE))
-        outcomes = rebuild_outcomes(self.out, prunable=self.search == "sweep")
-        rows = [
-            row
-            for o in sorted(outcomes, key=lambda o: o.cell.id)
-            for row in outcome_rows(o, search=self.search, dataset=self.dataset)
-        ]
+        aside = self._set_aside(RESULTS_FILE)
+        outcomes = self._recorded_by_ray()
+        search, dataset = self.search, self.dataset
+        rows = [r for o in outcomes for r in outcome_rows(o, search=search, dataset=dataset)]
+        self.curves = [row for o in outcomes for row in curve_rows(o, search=self.search)]
+        self._write_curves()
         self.out.write_bytes(RESULTS_FILE, table_bytes(rows_to_table(rows)))
         print(
             f"auxsearch: {self.out.display(RESULTS_FILE)} could not be read ({damage.reason});"
@@ -248,12 +249,23 @@ class ResultsLog:
         )
         return rows
 
+    def _write_curves(self) -> None:
+        if self.curves or self.out.exists(CURVES_FILE):
+            self.out.write_bytes(CURVES_FILE, table_bytes(curves_table(self.curves)))
+
     def finished(self) -> dict[str, str]:
         """trial_id → status of every cell already recorded."""
         return {r["trial_id"]: r["status"] for r in self.rows}
 
     def record(self, outcome: Outcome) -> None:
         # A failed cell retried later replaces its failure row; an ok cell is never rewritten.
-        self.rows = [r for r in self.rows if r["trial_id"] != outcome.cell.id]
+        # Curves first: a driver killed between the two writes leaves a cell's curves
+        # without its results rows, so the cell trains again and its curves are replaced.
+        cell_id = outcome.cell.id
+        new_curves = curve_rows(outcome, search=self.search)
+        if new_curves or any(r["trial_id"] == cell_id for r in self.curves):
+            self.curves = [r for r in self.curves if r["trial_id"] != cell_id] + new_curves
+            self._write_curves()
+        self.rows = [r for r in self.rows if r["trial_id"] != cell_id]
         self.rows.extend(outcome_rows(outcome, search=self.search, dataset=self.dataset))
         self.out.write_bytes(RESULTS_FILE, table_bytes(rows_to_table(self.rows)))

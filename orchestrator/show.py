@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pandas as pd
@@ -15,6 +16,8 @@ from .pairs import PairsResult
 from .report import (
     failed_cells_note,
     format_adaptive,
+    format_gains,
+    format_lambda_sweep,
     format_matrix,
     format_summary,
     format_table,
@@ -23,7 +26,7 @@ from .report import (
 from .results import RESULTS_FILE, read_table
 from .storage import OutputDir
 from .study import open_storage
-from .tables import PAIR_MATRIX_FILE, SUMMARY_FILE
+from .tables import LAMBDA_SWEEP_FILE, LEAKAGE_FILE, PAIR_MATRIX_FILE, SUMMARY_FILE
 
 
 def print_pairs_result(result: PairsResult) -> None:
@@ -36,6 +39,7 @@ def print_pairs_result(result: PairsResult) -> None:
         " epochs chosen on val; 'val adv-sin' is selected on the split it reports"
     )
     print(format_summary(result.summary))
+    _print_stage3(result.summary, result.lambda_sweep, result.leakage)
     if result.rows is not None:
         print()
         print("Adaptive seeds (--seeds auto): each row's decision after its last round")
@@ -83,7 +87,42 @@ def show_dir(location: str) -> None:
     if summary is not None:
         print()
         print("Summary (the layout of the AAL paper's Table 3): test at the choices made on val")
-        print(format_summary(pd.DataFrame(summary.to_pylist(), columns=summary.column_names)))
+        frame = pd.DataFrame(summary.to_pylist(), columns=summary.column_names)
+        print(format_summary(frame))
+        sweep, leakage = read_table(out, LAMBDA_SWEEP_FILE), read_table(out, LEAKAGE_FILE)
+        _print_stage3(
+            frame,
+            sweep.to_pandas() if sweep is not None else None,
+            leakage.to_pandas() if leakage is not None else None,
+        )
+
+
+def _print_stage3(
+    summary: pd.DataFrame, sweep: pd.DataFrame | None, leakage: pd.DataFrame | None
+) -> None:
+    """The gain test on test, the λ sweep with the adversary's leakage, and the
+    val/test disagreement warnings (on stderr)."""
+    gains = format_gains(summary)
+    if gains is not None:
+        print()
+        print(
+            "Gain on test (points), paired by seed, each arm at its own λ chosen on val;"
+            " leakage: the partner read far from chance at the chosen λ"
+        )
+        print(gains)
+    if sweep is not None and len(sweep):
+        print()
+        print(
+            "λ sweep: accuracy (%) of the attribute, * = chosen on val; the partner's"
+            " accuracy (%) at the selected epoch, marked where far from chance"
+            " (reads: the features carry it; inverted: read backwards)"
+        )
+        print(format_lambda_sweep(sweep, leakage))
+    for r in summary.to_dict("records"):
+        note = r.get("note")
+        if isinstance(note, str) and "val and test disagree" in note:
+            warning = note[note.index("val and test disagree") :]
+            print(f"auxsearch: warning: {r['attribute']}: {warning}", file=sys.stderr)
 
 
 def show_running_pairs(out: OutputDir) -> None:

@@ -27,6 +27,14 @@ PAIR_MATRIX_FILE = "pair_matrix.parquet"
 SUMMARY_FILE = "aal_summary.parquet"
 HEATMAP_FILE = "pair_heatmap.png"
 ADAPTIVE_FILE = "adaptive_seeds.parquet"
+LAMBDA_SWEEP_FILE = "lambda_sweep.parquet"
+LEAKAGE_FILE = "leakage.parquet"
+LEAKAGE_CURVES_FILE = "leakage_curves.parquet"
+LAMBDA_PLOT_FILE = "lambda_sweep.png"
+
+_SUMMARY_STRINGS = ("attribute", "neg_partner", "note", "tied_partners", "leakage")
+_SUMMARY_BOOLS = ("significant", "partner_tie")
+_SUMMARY_INTS = ("seeds", "gain_seeds")
 
 
 def _float_array(values: Sequence[float | None]) -> pa.Array:
@@ -67,27 +75,30 @@ def summary_arrow(summary: pd.DataFrame) -> pa.Table:
     arrays = []
     for col in summary.columns:
         values = summary[col].tolist()
-        if col in ("attribute", "neg_partner", "note"):
+        if col in _SUMMARY_STRINGS:
             arrays.append(
                 pa.array(
                     [None if v is None or v != v else str(v) for v in values], type=pa.string()
                 )
             )
             fields.append(pa.field(col, pa.string()))
-        elif col == "significant":
+        elif col in _SUMMARY_BOOLS:
             arrays.append(
                 pa.array(
                     [None if v is None or v != v else bool(v) for v in values], type=pa.bool_()
                 )
             )
             fields.append(pa.field(col, pa.bool_()))
-        elif col == "seeds":
-            arrays.append(pa.array([int(v) for v in values], type=pa.int64()))
+        elif col in _SUMMARY_INTS:
+            arrays.append(
+                pa.array([None if v is None or v != v else int(v) for v in values], pa.int64())
+            )
             fields.append(pa.field(col, pa.int64()))
         else:
             arrays.append(_float_array(values))
             fields.append(pa.field(col, pa.float64()))
-    schema = pa.schema(fields, metadata={"auxsearch.schema": "aal_summary/1"})
+    # schema 2 appended the test-split gain tests, ties, split check and leakage
+    schema = pa.schema(fields, metadata={"auxsearch.schema": "aal_summary/2"})
     return pa.Table.from_arrays(arrays, schema=schema)
 
 

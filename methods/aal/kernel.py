@@ -20,6 +20,17 @@ optimised:
   minimise L_a + λ·W. The paper gives no equation for this ablation; this is
   the WGAN form of eq. 3 with the attribute classes as the two distributions.
   `critic_clip` is WGAN's c (0.01 in Arjovsky et al.). Binary adversaries only.
+- "confusion" (not in the paper): alternating steps, C_b on L_b with F frozen
+  (eq. 5), then F and C_a on L_a + λ·L_conf with C_b frozen, where L_conf is the
+  cross-entropy of C_b's prediction against the uniform distribution,
+  −(1/K) Σ_k log p_k (K = 2 for a binary b: −½ log σ(z) − ½ log σ(−z)). This is
+  the domain-confusion loss of Tzeng et al. 2015 ("Simultaneous Deep Transfer
+  Across Domains and Tasks", eq. 3) as Alvi et al. 2018 ("Turning a Blind Eye",
+  eq. 3–4) use it to remove a bias. Reversal's F maximises L_b, which an
+  adversary that is confidently *wrong* satisfies as well as one that cannot
+  tell: the features can invert b rather than drop it. L_conf is least only
+  when C_b cannot tell (p uniform); an inverted b scores as badly as a kept
+  one. Any number of classes.
 
 Groups (appendix A.2): `main` and `adversaries` may each name several
 attributes; losses are averaged within each group (eq. 10–11). "Multiple
@@ -35,7 +46,11 @@ Defaults (§4.1): Adam, lr 1e-4, weight decay 5e-4, 6 epochs, lr ÷10 after
 epoch 4, λ tuned over {0.01, 0.1, 0.3, 0.5, 1.0} (the default 0.1 is a value of
 that sweep; `auxsearch pairs` sweeps all of them). The main group is selected
 at its best validation epoch; adversary accuracies are reported from that epoch
-(`val/adv_acc/<b>`: how much of b the features still carry).
+(`val/adv_acc/<b>`), and for every epoch (`curve/<e>/val/adv_acc/<b>`): far from
+chance in either direction, the features still carry b. `probe=True` (ours)
+also fits a fresh linear probe for each adversary on the frozen features every
+epoch (`<split>/probe_acc/<b>`, `core/probe.py`): the adversary head lags
+features that move, a probe does not.
 """
 
 from __future__ import annotations
@@ -46,6 +61,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..core import (
@@ -70,6 +86,7 @@ from ..core import (
 )
 from ..core.examples import TINY_TRAIN, tiny_dataset
 from ..core.layers import grad_reverse
+from ..core.probe import probe_accuracies
 from ..data import Dataset
 
 if TYPE_CHECKING:
@@ -83,8 +100,10 @@ class AALConfig(MethodConfig):
     # `<split>/adv_acc/<b>`: how much of adversary b the features still carry
     metrics: ClassVar[tuple[Metric, ...]] = (
         *MethodConfig.metrics,
-        Metric("adv_acc", "max", of="aux", partner=True),
+        Metric("adv_acc", "max", of="aux", partner=True, curve=True),
         Metric("adv_loss", "min", of="aux", partner=True),
+        # a fresh linear probe's accuracy on b (`probe=True`): what the features carry
+        Metric("probe_acc", "min", of="aux", partner=True, curve=True),
     )
 
     main: tuple[str, ...] = field(default=(), metadata=meta("group a: attributes to improve"))
@@ -92,8 +111,9 @@ class AALConfig(MethodConfig):
         default=(), metadata=meta("group b: negative-transfer partners the features unlearn")
     )
     lam: float = field(default=0.1, metadata=meta("λ of eq. 4/6/10 (swept in §4.1)", min=0.0))
-    adversary_loss: Literal["reversal", "gan", "wgan"] = field(
-        default="reversal", metadata=meta("how the min–max of eq. 3 is optimised")
+    adversary_loss: Literal["reversal", "gan", "wgan", "confusion"] = field(
+        default="reversal",
+        metadata=meta("how the min–max of eq. 3 is optimised (confusion: ours, Tzeng et al. 2015)"),
     )
     critic_clip: float = field(
         default=0.01,
@@ -102,6 +122,13 @@ class AALConfig(MethodConfig):
     adversary_domain: str = field(
         default="",
         metadata=meta("domain whose labels the adversaries learn ('' = the domain trained on)"),
+    )
+    probe: bool = field(
+        default=False,
+        metadata=meta(
+            "fit a fresh linear probe per adversary on the frozen features every epoch"
+            " (ours): <split>/probe_acc/<b>, how linearly readable b still is"
+        ),
     )
     permute_adversaries: bool = field(
         default=False,
@@ -128,7 +155,10 @@ class AALConfig(MethodConfig):
         out: dict[str, Goal] = {}
         split = f"val@{self.adversary_domain}" if self.adversary_domain else "val"
         for key, goal in super().objectives().items():
-            if "/adv_" not in key:
+            if "/probe_acc/" in key:
+                if self.probe:
+                    out[key.replace("val/", f"{split}/", 1)] = goal
+            elif "/adv_" not in key:
                 out[key] = goal
             elif self.adversary_loss != "wgan":
                 out[key.replace("val/", f"{split}/", 1)] = goal
@@ -161,17 +191,24 @@ class AALConfig(MethodConfig):
         task_specs(domain, self.main, need_val=self.needs_val)
         adversary_domain = data.domain(self.adversary_domain) if self.adversary_domain else domain
         for spec in task_specs(adversary_domain, self.adversaries, need_val=False):
-            if self.adversary_loss != "reversal" and spec.num_classes != 2:
+            if self.adversary_loss in ("gan", "wgan") and spec.num_classes != 2:
                 raise ConfigError(
                     f"adversary_loss={self.adversary_loss} needs binary adversaries, but"
-                    f" '{spec.name}' has {spec.num_classes} classes; use adversary_loss=reversal"
+                    f" '{spec.name}' has {spec.num_classes} classes; use adversary_loss="
+                    "reversal or confusion"
                 )
 
     def pack_plan(self) -> PackPlan | None:
         """The paper's gradient reversal on the domain trained on packs (a pair
-        search's λ values and attributes of one seed); the alternating ablations,
-        another domain's adversaries and the shuffled-label control train alone."""
-        if self.adversary_loss != "reversal" or self.adversary_domain or self.permute_adversaries:
+        search's λ values and attributes of one seed); the alternating objectives,
+        another domain's adversaries, the shuffled-label control and probes train
+        alone."""
+        if (
+            self.adversary_loss != "reversal"
+            or self.adversary_domain
+            or self.permute_adversaries
+            or self.probe
+        ):
             return None
         return PackPlan(self.main, self.adversaries, self.lam)
 
@@ -193,6 +230,28 @@ def _group_loss(
             target = torch.where(target >= 0, 1.0 - target, target)
         losses.append(task_loss(head(h), target, s, reduction))
     return torch.stack(losses).mean()
+
+
+def confusion_loss(logits: torch.Tensor, spec: TaskSpec, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of a head's prediction against the uniform distribution over
+    its K classes, −(1/K) Σ_k log p_k per sample (Tzeng et al. 2015, eq. 3): least,
+    log K, where the head cannot tell the classes apart, and the same for a
+    confident prediction whichever class it names. Label-free: every row counts."""
+    if spec.out_features == 1:  # one logit z: K = 2, p = (σ(z), σ(−z))
+        z = logits[:, 0]
+        per_row = -0.5 * (F.logsigmoid(z) + F.logsigmoid(-z))
+    else:
+        per_row = -F.log_softmax(logits, dim=1).mean(1)
+    return per_row.sum() if reduction == "sum" else per_row.mean()
+
+
+def _confusion(
+    heads: Sequence[nn.Module], specs: Sequence[TaskSpec], h: torch.Tensor, reduction: str
+) -> torch.Tensor:
+    """L_conf averaged over the adversary group (as eq. 10–11 average L_b)."""
+    return torch.stack(
+        [confusion_loss(head(h), s, reduction) for head, s in zip(heads, specs, strict=True)]
+    ).mean()
 
 
 def _wasserstein(
@@ -247,7 +306,7 @@ def make_step(
     `step(x, y)` scores the adversaries on the same batch; `step(x, y, xa, ya)`
     on a batch of another domain (the adversaries' labels live there).
     `optimizers`: one over all parameters for "reversal"; (F and C_a, C_b) for
-    "gan" and "wgan".
+    "gan", "wgan" and "confusion".
     """
     if mode == "reversal":
         (opt,) = optimizers
@@ -298,10 +357,13 @@ def make_step(
             with torch.no_grad():
                 for p in b_params:
                     p.clamp_(-critic_clip, critic_clip)
-        # Feature step against the updated, frozen adversary: eq. 4, or minimising W.
+        # Feature step against the updated, frozen adversary: eq. 4, minimising W,
+        # or confusing C_b (L_conf)
         main = _group_loss(net.main_heads, net.main_specs, h, y, reduction=net.reduction)
         if wgan:
             fool = _wasserstein(net.adv_heads, net.adv_specs, ha, yb)
+        elif mode == "confusion":
+            fool = _confusion(net.adv_heads, net.adv_specs, ha, net.reduction)
         else:
             fool = _group_loss(
                 net.adv_heads, net.adv_specs, ha, yb, flip=True, reduction=net.reduction
@@ -334,6 +396,8 @@ def train(config: AALConfig, data: Dataset, ctx: RunContext) -> dict[str, float]
     adv_view = trainer.view_of(config.adversary_domain) if config.adversary_domain else trainer.view
     main_specs = task_specs(trainer.domain, config.main, need_val=config.needs_val)
     adv_specs = task_specs(adv_view.domain, config.adversaries, need_val=False)
+    # the probe asks what the features carry of the true b, even in the null control
+    true_labels = adv_view.labels.clone() if config.probe else None
     if config.permute_adversaries:
         permute_labels(adv_view, [s.column for s in adv_specs], ctx.seed)
     net = AdversarialNet(
@@ -368,9 +432,15 @@ def train(config: AALConfig, data: Dataset, ctx: RunContext) -> dict[str, float]
             EvalHead(s, m, "adv_", view=adv_view)
             for s, m in zip(adv_specs, net.adv_heads, strict=True)
         ]
+
+    def probes() -> dict[str, float]:
+        key = "" if adv_view is trainer.view else f"@{adv_view.name}"
+        return probe_accuracies(trainer.backbone, adv_view, adv_specs, key, true_labels)
+
     return trainer.run(
         train_epoch,
         heads,
         groups=[(list(config.main), list(config.adversaries))],
         schedulers=[trainer.scheduler(o) for o in optimizers],
+        extra_metrics=probes if config.probe else None,
     )

@@ -55,13 +55,17 @@ class Metric:
     (`run_tasks()`). `partner`: the value measures the run's main model against
     the auxiliary task (AAL's adversary accuracy: how much of b the features still
     carry), so a result row keeps the run's main task and names this one as its
-    partner (`aux_task`).
+    partner (`aux_task`). `curve`: besides the selected epoch's value, the run
+    returns every epoch's (`curve/<epoch>/<split>/<name>/<task>` in its final
+    metrics, kept in a search's curves.parquet): for a metric whose path over
+    training matters, such as how an adversary's accuracy moves.
     """
 
     name: str
     goal: Goal
     of: Literal["main", "aux"] = "main"
     partner: bool = False
+    curve: bool = False
 
 
 class RunTasks(NamedTuple):

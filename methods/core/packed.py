@@ -55,7 +55,7 @@ from .evaluation import EVAL_BATCH, EvalHead, HeadScores, eval_mode
 from .fused import FusedBackbone, can_fuse, fuse_backbones
 from .layers import grad_reverse
 from .optim import build_optimizer, build_scheduler
-from .selection import Selection, add_means
+from .selection import Curves, Selection, add_means
 from .tasks import TaskSpec, task_loss, task_specs
 from .train_config import TrainConfig
 from .trainer import seed_everything
@@ -85,6 +85,7 @@ class _Member:
     heads: list[nn.Linear]
     adv_specs: list[TaskSpec]
     adv_heads: list[nn.Linear]
+    curves: Curves
     selections: list[Selection] = field(default_factory=list)
     last: dict[str, float] = field(default_factory=dict)
     error: DivergedError | None = None
@@ -164,7 +165,7 @@ def train_pack(
         width = backbones[-1].out_dim
         heads = [nn.Linear(width, s.out_features).to(device) for s in specs]
         adv_heads = [nn.Linear(width, s.out_features).to(device) for s in adv_specs]
-        members.append(_Member(k, plan, ctx, specs, heads, adv_specs, adv_heads))
+        members.append(_Member(k, plan, ctx, specs, heads, adv_specs, adv_heads, Curves.of(c)))
     fused = fuse_backbones(backbones).to(device).use_memory_format(config.memory_format, device)
     check_precision(config.precision, device)
     fused.use_precision(config.precision)
@@ -204,6 +205,7 @@ def train_pack(
                 continue
             add_means(metrics, m.plan.main, {}, ())
             m.ctx.report(metrics, epoch)
+            m.curves.update(metrics, epoch)
             for sel in m.selections:
                 sel.update(metrics, epoch, last_only=config.select == "last")
             m.last = metrics
@@ -217,6 +219,7 @@ def train_pack(
         for sel in m.selections:
             final.update(sel.metrics)
         add_means(final, m.plan.main, {}, ())
+        final.update(m.curves.values)
         out.append(final)
     return out
 

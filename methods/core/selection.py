@@ -64,3 +64,30 @@ def add_means(
         found = [metrics[k] for t in tasks if (k := f"test@{domain}/acc/{t}") in metrics]
         if found:
             metrics[f"test@{domain}/mean_acc"] = float(np.mean(found))
+
+
+CURVE_PREFIX = "curve/"
+
+
+@dataclass
+class Curves:
+    """Every epoch's value of the metrics a method declares `curve=True`, kept for
+    the final metrics as `curve/<epoch>/<split>/<name>/<task>` (the selected
+    epoch alone does not show whether an adversary was pushed to chance or
+    through it to the other side)."""
+
+    names: frozenset[str]
+    values: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, config: object) -> Curves:
+        declared = getattr(type(config), "metrics", ())
+        return cls(frozenset(m.name for m in declared if getattr(m, "curve", False)))
+
+    def update(self, metrics: dict[str, float], epoch: int) -> None:
+        if not self.names:
+            return
+        for key, value in metrics.items():
+            parts = key.split("/")
+            if len(parts) == 3 and parts[0].startswith(("val", "test")) and parts[1] in self.names:
+                self.values[f"{CURVE_PREFIX}{epoch}/{key}"] = value

@@ -31,7 +31,7 @@ from .context import RunContext
 from .errors import DataError, ensure_finite
 from .evaluation import EvalHead, principal_components, score_heads
 from .optim import build_optimizer, build_scheduler
-from .selection import Selection, add_means
+from .selection import Curves, Selection, add_means
 from .tasks import TaskSpec
 from .train_config import TrainConfig
 from .views import DomainView
@@ -155,7 +155,8 @@ class Trainer:
         `groups`: (tasks selected together on mean val accuracy, tasks whose
         metrics are carried along from the selected epoch). Besides the per-task
         metrics, `val/mean_acc` and `test/mean_acc` (and `test@<d>/mean_acc`)
-        average the selected tasks: one objective for any method.
+        average the selected tasks: one objective for any method. Metrics the method
+        declares `curve=True` are also returned for every epoch (`Curves`).
         """
         # Where each main task is scored on its own domain: "val"/"test", or
         # "val@<d>"/"test@<d>" for a task that lives on another domain (MTL-SA's task B).
@@ -166,6 +167,7 @@ class Trainer:
         }
         selections = [Selection(list(t), list(c), own) for t, c in groups]
         selected = [t for sel in selections for t in sel.tasks]
+        curves = Curves.of(self.config)
         last: dict[str, float] = {}
         for epoch in range(1, self.config.epochs + 1):
             for m in (self.backbone, *(h.module for h in heads)):
@@ -183,6 +185,7 @@ class Trainer:
                 metrics.update(extra_metrics())
             add_means(metrics, selected, own, self.config.test_domains)
             self.ctx.report(metrics, epoch)
+            curves.update(metrics, epoch)
             for sel in selections:
                 sel.update(metrics, epoch, last_only=self.config.select == "last")
             last = metrics
@@ -190,5 +193,6 @@ class Trainer:
         for sel in selections:
             final.update(sel.metrics)
         add_means(final, selected, own, self.config.test_domains)
+        final.update(curves.values)
         final.update(self.principal_components())
         return final

@@ -51,16 +51,71 @@ def _tables_results(out: Path) -> list[dict]:
     return pq.read_table(out / "results.parquet").to_pylist()
 
 
-def _val_acc(results, stage: str, main: str, aux: str | None) -> list[float]:
+def _rows(results, stage: str, split: str, main: str, aux: str | None) -> list[dict]:
     return [
-        r["value"]
+        r
         for r in results
-        if r["stage"] == stage
-        and r["split"] == "val"
-        and r["metric"] == "acc"
-        and r["main_task"] == main
-        and r["aux_task"] == aux
+        if (r["stage"], r["split"], r["metric"]) == (stage, split, "acc")
+        and (r["main_task"], r["aux_task"]) == (main, aux)
     ]
+
+
+def _val_acc(results, stage: str, main: str, aux: str | None) -> list[float]:
+    return [r["value"] for r in _rows(results, stage, "val", main, aux)]
+
+
+def _test_acc_by_seed(results, stage: str, main: str, aux: str | None, lam=None) -> dict:
+    return {
+        r["seed"]: r["value"]
+        for r in _rows(results, stage, "test", main, aux)
+        if lam is None or json.loads(r["params"])["lam"] == lam
+    }
+
+
+def _check_stage3_tables(out: Path, results: list[dict]) -> None:
+    """The gain test, the λ sweep, the leakage and the curves, against results.parquet."""
+    summary = pq.read_table(out / "aal_summary.parquet")
+    assert summary.schema.metadata[b"auxsearch.schema"] == b"aal_summary/2"
+    sweep = pq.read_table(out / "lambda_sweep.parquet").to_pylist()
+    leakage = pq.read_table(out / "leakage.parquet").to_pylist()
+    curves = pq.read_table(out / "curves.parquet").to_pylist()
+    for row in summary.to_pylist():
+        if not row["neg_partner"]:
+            assert row["adv_minus_sin_test"] is None or math.isnan(row["adv_minus_sin_test"])
+            continue
+        a, lam = row["attribute"], row["lambda"]
+        sin = _test_acc_by_seed(results, "single", a, None)
+        adv = _test_acc_by_seed(results, "adversarial", a, row["neg_partner"], lam)
+        diffs = [adv[s] - sin[s] for s in sorted(sin)]
+        assert row["gain_seeds"] == 2
+        assert row["adv_minus_sin_test"] == pytest.approx(statistics.mean(diffs))
+        assert row["adv_minus_sin_test_low"] <= row["adv_minus_sin_test"]
+        assert row["adv_minus_sin_test"] <= row["adv_minus_sin_test_high"]
+        assert 0 <= row["adv_minus_sin_test_p"] <= 1
+        assert row["sin_test_std"] == pytest.approx(statistics.stdev(sin.values()))
+        assert row["neg_partner"] not in (row["tied_partners"] or "").split(",")
+        # one λ-sweep row per λ, the chosen one the summary's
+        mine = [r for r in sweep if r["attribute"] == a and r["stage"] == "adversarial"]
+        assert sorted(r["lambda"] for r in mine) == [0.1, 1.0]
+        assert [r["lambda"] for r in mine if r["chosen"]] == [lam]
+        # the adversary's accuracy on its partner, per λ and split, with its chance band
+        adv_leak = [r for r in leakage if r["attribute"] == a and r["metric"] == "adv_acc"]
+        assert {(r["lambda"], r["split"]) for r in adv_leak} == {
+            (x, s) for x in (0.1, 1.0) for s in ("val", "test")
+        }
+        for r in adv_leak:
+            assert 0 <= r["mean"] <= 1 and r["chance_low"] <= r["chance_high"]
+            assert r["verdict"] in ("chance", "reads", "inverted", "mixed")
+    # every adversarial cell has one curve point per epoch for each split's adv_acc
+    adv_cells = {r["trial_id"] for r in results if r["stage"] == "adversarial"}
+    for cell in adv_cells:
+        epochs = sorted(
+            c["epoch"]
+            for c in curves
+            if c["trial_id"] == cell and c["metric"] == "adv_acc" and c["split"] == "val"
+        )
+        assert epochs == [1, 2]
+    assert (out / "lambda_sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_pairs_end_to_end_resume_and_extend(
@@ -177,6 +232,7 @@ def test_pairs_end_to_end_resume_and_extend(
     results, matrix, _ = _tables(out)
     assert {r["seed"] for r in results} == {0, 1}
     assert all(c in matrix.column_names for c in ("red_std", "large_std", "left_std"))
+    _check_stage3_tables(out, results)
 
     # A different search in the same directory is refused, nothing touched.
     after = (out / "results.parquet").read_bytes()

@@ -136,3 +136,32 @@ def test_an_unreadable_results_file_is_kept_aside_not_lost(tmp_path: Path, capsy
     err = capsys.readouterr().err.strip()
     assert "could not be read" in err and "rebuilt 0 cell(s)" in err and len(err.splitlines()) == 1
     assert pq.read_table(tmp_path / RESULTS_FILE).num_rows == 0  # readable again
+
+
+def test_curves_are_recorded_beside_the_results_and_a_damaged_file_is_kept_aside(
+    tmp_path: Path, capsys
+) -> None:
+    from orchestrator.curves import CURVES_FILE
+    from tests.orchestrator.test_leakage import _aal_outcome
+
+    out = OutputDir(str(tmp_path))
+    log = ResultsLog(out, search="pairs", dataset="d")
+    log.record(_ok())
+    assert not (tmp_path / CURVES_FILE).exists()  # a method without curves writes none
+    log.record(_aal_outcome(0.1, 0, [0.5, 0.4, 0.3]))
+    rows = pq.read_table(tmp_path / CURVES_FILE).to_pylist()
+    assert sorted((r["split"], r["epoch"], r["value"]) for r in rows) == sorted(
+        (s, e, v) for s in ("val", "test") for e, v in ((1, 0.5), (2, 0.4), (3, 0.3))
+    )
+    assert {(r["main_task"], r["aux_task"], r["metric"]) for r in rows} == {("a", "b", "adv_acc")}
+    # curve keys never become results rows
+    assert not any(
+        r["metric"] == "curve" for r in pq.read_table(tmp_path / RESULTS_FILE).to_pylist()
+    )
+    damaged = (tmp_path / CURVES_FILE).read_bytes()[:30]
+    (tmp_path / CURVES_FILE).write_bytes(damaged)
+    again = ResultsLog(out, search="pairs", dataset="d")
+    assert again.curves == [] and len(again.rows) > 0  # no Ray records here to rebuild from
+    (aside,) = tmp_path.glob(f"{CURVES_FILE}.damaged-*")
+    assert aside.read_bytes() == damaged
+    assert "could not be read" in capsys.readouterr().err
