@@ -21,8 +21,9 @@ MANIFEST = "search.json"
 # Training settings added after searches were already written, with the value that
 # reproduces what those searches ran: an identity without the key is the same
 # search as one that has it at this value (a search started before `precision`
-# existed trained in fp32, so resuming it with the default continues it).
-ADDED_SETTINGS: dict[str, Any] = {"precision": "fp32"}
+# existed trained in fp32, so resuming it with the default continues it; one
+# before AAL's `probe` trained without a probe).
+ADDED_SETTINGS: dict[str, Any] = {"precision": "fp32", "probe": False}
 
 
 def first_difference(old: Any, new: Any, path: str = "") -> str | None:

@@ -64,6 +64,7 @@ def test_paper_defaults_when_nothing_is_overridden(tiny_shapes: Dataset) -> None
         "adversary_loss": "reversal",
         "critic_clip": 0.01,
         "adversary_domain": "",
+        "probe": False,
     }
 
 

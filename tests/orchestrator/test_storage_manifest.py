@@ -54,3 +54,11 @@ def test_a_search_written_before_precision_existed_resumes_at_fp32_only(tmp_path
     assert manifest.first_difference(before, {**before, "train": {"epochs": 2, "lr": 0.1}}) == (
         "train.lr is set in only one of them"  # any other new key still differs
     )
+
+
+def test_a_pair_search_written_before_the_probe_existed_resumes_without_one() -> None:
+    before = {"search": "aal-pairs", "adversarial": {"adversary_loss": "reversal"}}
+    now = {"search": "aal-pairs", "adversarial": {"adversary_loss": "reversal", "probe": False}}
+    assert manifest.first_difference(before, now) is None
+    probed = {"search": "aal-pairs", "adversarial": {"adversary_loss": "reversal", "probe": True}}
+    assert manifest.first_difference(before, probed) == "adversarial.probe: false there, true here"
