@@ -20,6 +20,7 @@ from methods import list_methods
 from methods.core import DivergedError, UserInputError
 
 from .errors import SearchInterrupted
+from .redact import RedactingStream, redact
 
 # Exit codes: 0 done, 1 a run diverged or an internal error, 2 a user mistake
 # (nothing trained or written), 3 the search finished but some cells failed (their
@@ -487,6 +488,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .signals import stop_on_sigterm
 
     stop_on_sigterm()
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
+    try:
+        return _run_command(args)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _run_command(args: argparse.Namespace) -> int:
     try:
         return _dispatch(args)
     except BrokenPipeError:
@@ -632,7 +642,7 @@ def _sweep(args: argparse.Namespace) -> int:
     print(f"trained {result.trained} trial(s); files:")
     for path in result.files():
         print(f"  {path}")
-    print(f"watch or browse it: auxsearch dashboard {args.storage or args.out}")
+    print(f"watch or browse it: auxsearch dashboard {redact(args.storage or args.out)}")
     failed = result.counts.get("FAIL", 0)
     if failed:
         print(

@@ -44,6 +44,7 @@ from .pairs_plan import (
     stage3_cells,
 )
 from .plots import heatmap_png, lambda_sweep_png
+from .redact import redact
 from .results import RESULTS_FILE, ResultsLog
 from .runner import Resources
 from .stage3_report import Stage3Runs, extend_summary, lambda_sweep_frame
@@ -224,7 +225,7 @@ def run_pairs(
     out = OutputDir(out_location)
     study_url = storage_url(out, storage)
     rdb = open_storage(study_url) if storage else None  # reach a database before writing
-    identity = {**settings.identity(dataset), "storage": storage or "inside --out"}
+    identity = {**settings.identity(dataset), "storage": redact(storage or "inside --out")}
     study_name = default_study_name(
         f"{settings.protocol.adversarial}-lambda", identity, shared=bool(storage)
     )

@@ -4,9 +4,11 @@ Local by default: `ray.init()` starts an embedded cluster on this machine and
 stops it at the end. That cluster is reachable from this machine only: every
 Ray process binds to loopback, and every request carries a token made for
 this process (Ray's token authentication), so neither another host nor
-another user's process on this one can submit work to it. `--address auto` or RAY_ADDRESS joins a cluster started
-with `ray up cluster.yaml` (or `ray start --head`); jobs submitted with
-`ray job submit` find it through RAY_ADDRESS and join it the same way.
+another user's process on this one can submit work to it.
+
+`--address auto` or RAY_ADDRESS joins a cluster started with `ray up
+cluster.yaml` (or `ray start --head`); jobs submitted with `ray job submit` find
+it through RAY_ADDRESS and join it the same way.
 """
 
 from __future__ import annotations
@@ -97,4 +99,3 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
             yield
         finally:
             ray.shutdown()
-

@@ -139,6 +139,14 @@ class CellSearch(OptunaSearch):
         with open(checkpoint_path, "w") as f:
             json.dump(state, f)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray Tune pickles its searcher into the experiment's tuner.pkl (for its own
+        # restore, which we never use: see `restore`). The storage and the study hold
+        # the database URL with its password, so the copy leaves them out.
+        state = self.__dict__.copy()
+        state.update(_storage=None, _ot_study=None)
+        return state
+
     def restore(self, checkpoint_path: str) -> None:
         raise NotImplementedError(
             "auxsearch resumes from the Optuna study, not from Ray's searcher checkpoint;"

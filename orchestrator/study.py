@@ -26,6 +26,7 @@ from typing import Any
 
 from .errors import OutputError, UserInputError
 from .manifest import first_difference
+from .redact import redact
 from .storage import OutputDir
 
 STORAGE_FILE = "optuna.db"
@@ -37,7 +38,7 @@ def storage_url(out: OutputDir, url: str | None) -> str:
     if url:
         if "://" not in url:
             raise UserInputError(
-                f"--storage {url} is not a database URL; use e.g. postgresql://user@host/db"
+                f"--storage {redact(url)} is not a database URL; use e.g. postgresql://user@host/db"
                 " or sqlite:///path/optuna.db"
             )
         return url
@@ -71,7 +72,9 @@ def open_storage(url: str) -> Any:
         return optuna.storages.RDBStorage(url)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         reason = " ".join(str(exc).split())[:300]
-        raise UserInputError(f"study storage {url} cannot be opened ({reason})") from None
+        raise UserInputError(
+            f"study storage {redact(url)} cannot be opened ({redact(reason)})"
+        ) from None
 
 
 def claim_study(

@@ -32,6 +32,7 @@ from .cells import Cell, Outcome
 from .errors import SearchInterrupted, UserInputError
 from .inputs import check_seeds
 from .progress import Progress
+from .redact import redact
 from .results import RESULTS_FILE, ResultsLog
 from .runner import CellRunner, Resources
 from .searcher import finite_points
@@ -306,8 +307,8 @@ def run_sweep(
         claim_study(rdb, settings.study, settings.identity(dataset), url, minimize=minimize)
     out.ensure_writable()
     with exclusive(out):
-        identity = {**settings.identity(dataset), "storage": storage or "inside --out"}
-        manifest.claim(out, identity, {"trials": settings.trials, "storage": url})
+        identity = {**settings.identity(dataset), "storage": redact(storage or "inside --out")}
+        manifest.claim(out, identity, {"trials": settings.trials, "storage": redact(url)})
         if not storage:  # the SQLite file inside --out, created now that --out is ours
             rdb = open_storage(url)
             claim_study(rdb, settings.study, settings.identity(dataset), url, minimize=minimize)
