@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from methods import list_methods
 from methods.core import DivergedError, UserInputError
 
+from . import flag_types as ft
 from .errors import SearchInterrupted
 from .redact import RedactingStream, redact
 
@@ -55,46 +56,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _floats(text: str) -> list[float]:
-    out = []
-    for item in filter(None, (t.strip() for t in text.split(","))):
-        try:
-            out.append(float(item))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{item}' is not a number") from None
-    return out
-
-
-def _names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-
-
-def _seed(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be ≥ 0 (seeds are non-negative)")
-    return v
-
-
-def _seeds_or_auto(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is neither a whole number nor auto") from None
-
-
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument(
@@ -126,18 +87,6 @@ def _add_method_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _pack(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not allowed; use a whole number ≥ 1 or auto")
-    return value
-
-
 def _add_ray_flags(p: argparse.ArgumentParser, *, packs: bool = False) -> None:
     g = p.add_argument_group("Ray")
     g.add_argument(
@@ -146,14 +95,14 @@ def _add_ray_flags(p: argparse.ArgumentParser, *, packs: bool = False) -> None:
     )
     g.add_argument(
         "--cpus-per-trial",
-        type=_number,
+        type=ft.CPUS,
         default=1.0,
         metavar="N",
         help="CPUs per trial, also its torch threads (default 1)",
     )
     g.add_argument(
         "--gpus-per-trial",
-        type=_number,
+        type=ft.GPUS,
         default=0.0,
         metavar="F",
         help="GPUs per trial, fractions allowed (0.25 packs 4 trials per GPU;"
@@ -161,14 +110,13 @@ def _add_ray_flags(p: argparse.ArgumentParser, *, packs: bool = False) -> None:
     )
     g.add_argument(
         "--max-concurrent",
-        type=int,
-        default=0,
+        type=ft.COUNT,
         metavar="N",
         help="at most N trials at once (default: as resources allow)",
     )
     g.add_argument(
         "--max-failures",
-        type=int,
+        type=ft.RETRIES,
         default=1,
         metavar="N",
         help="retries of a trial that raises or diverges (default 1)",
@@ -176,7 +124,7 @@ def _add_ray_flags(p: argparse.ArgumentParser, *, packs: bool = False) -> None:
     if packs:
         g.add_argument(
             "--pack",
-            type=_pack,
+            type=ft.PACK,
             default="auto",
             metavar="N|auto",
             help="train up to N cells of the same settings and seed in one trial as one fused"
@@ -199,40 +147,46 @@ def _add_pairs_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("pair search")
     g.add_argument(
         "--attributes",
-        type=_names,
+        type=ft.names,
         metavar="A,B,...",
         help="attributes to pair (default: every binary attribute)",
     )
     g.add_argument("--backbone", help="feature extractor (default: the paper's resnet18)")
-    g.add_argument("--epochs", type=int, help="epochs per run (default: the paper's 6)")
+    g.add_argument("--epochs", type=ft.COUNT, help="epochs per run (default: the paper's 6)")
     g.add_argument(
         "--lambdas",
-        type=_floats,
+        type=ft.LAMBDAS,
         metavar="L1,L2,...",
         help="λ values of stage 3 (default: 0.01,0.1,0.3,0.5,1.0)",
     )
     g.add_argument(
         "--seeds",
-        type=_seeds_or_auto,
+        type=ft.SEEDS_OR_AUTO,
         default=1,
         metavar="K|auto",
         help="seeds per cell; with K ≥ 2 cells hold mean and std; auto: from --min-seeds,"
         " more seeds only for the cells an undecided row depends on, up to --max-seeds",
     )
     g.add_argument(
-        "--min-seeds", type=int, metavar="K", help="--seeds auto: seeds every cell gets (default 2)"
+        "--min-seeds",
+        type=ft.COUNT,
+        metavar="K",
+        help="--seeds auto: seeds every cell gets (default 2)",
     )
     g.add_argument(
-        "--max-seeds", type=int, metavar="K", help="--seeds auto: the most a cell gets (default 5)"
+        "--max-seeds",
+        type=ft.COUNT,
+        metavar="K",
+        help="--seeds auto: the most a cell gets (default 5)",
     )
     g.add_argument(
         "--certainty",
-        type=float,
+        type=ft.CERTAINTY,
         metavar="P",
         help="--seeds auto: a row settles when --max-seeds seeds would give its verdict with"
         " this probability (default 0.9)",
     )
-    g.add_argument("--seed", type=_seed, default=0, help="first seed (default 0)")
+    g.add_argument("--seed", type=ft.SEED, default=0, help="first seed (default 0)")
     g.add_argument(
         "--adversaries",
         choices=("worst", "all"),
@@ -241,7 +195,7 @@ def _add_pairs_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--alpha",
-        type=float,
+        type=ft.PROBABILITY,
         default=0.05,
         help="significance level of the negative-transfer test over seeds",
     )
@@ -265,7 +219,7 @@ def _add_pairs_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--reduction-factor",
-        type=int,
+        type=ft.Whole(low=2),
         metavar="N",
         help="--lambda-search halving: the best 1/N of the λ values go on after each seed"
         " (default 2)",
@@ -310,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--trials",
-        type=int,
+        type=ft.COUNT,
         metavar="N",
         help="trials in the study in all (a rerun continues up to N; --sampler grid: the"
         " grid's size)",
@@ -340,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--grace-period",
-        type=int,
+        type=ft.COUNT,
         default=1,
         metavar="N",
         help="ASHA: epochs a trial runs before it can be stopped (default 1)",
@@ -358,12 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--seeds",
-        type=int,
+        type=ft.COUNT,
         default=1,
         metavar="K",
         help="seeds per trial, trained in turn; the score is their mean",
     )
-    g.add_argument("--seed", type=_seed, default=0, help="first seed; also seeds TPE")
+    g.add_argument("--seed", type=ft.SEED, default=0, help="first seed; also seeds TPE")
     _add_ray_flags(p)
     _add_out_flag(p)
 
@@ -375,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("grid")
     g.add_argument(
         "--methods",
-        type=_names,
+        type=ft.names,
         metavar="M1,M2,...",
         help="registered methods that take a grid's roles (default: the protocol's)",
     )
@@ -385,11 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the grid's methods and shared training settings (default: the Purified"
         " Learning paper's, search_spaces/protocols/grid.yaml)",
     )
-    g.add_argument("--train", type=_names, metavar="D1,D2,...", help="train domains")
-    g.add_argument("--test", type=_names, metavar="D1,D2,...", help="test domains")
+    g.add_argument("--train", type=ft.names, metavar="D1,D2,...", help="train domains")
+    g.add_argument("--test", type=ft.names, metavar="D1,D2,...", help="test domains")
     g.add_argument(
         "--backbones",
-        type=_names,
+        type=ft.names,
         default=["resnet18"],
         metavar="B1,B2,...",
         help="feature extractors, each a grid column of its own",
@@ -406,9 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a task-relevant set, for methods that pre-train on one or take it as source",
     )
     g.add_argument(
-        "--seeds", type=int, default=1, metavar="K", help="seeds per cell; the table shows the mean"
+        "--seeds",
+        type=ft.COUNT,
+        default=1,
+        metavar="K",
+        help="seeds per cell; the table shows the mean",
     )
-    g.add_argument("--seed", type=_seed, default=0, help="first seed")
+    g.add_argument("--seed", type=ft.SEED, default=0, help="first seed")
     g.add_argument(
         "--include-self",
         action="store_true",
@@ -432,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "location", metavar="DIR|URL", help="the --out of a sweep or pair search, or a storage URL"
     )
-    p.add_argument("--port", type=int, default=8080, help="the port to serve on")
+    p.add_argument("--port", type=ft.PORT, default=8080, help="the port to serve on")
     p.add_argument(
         "--host",
         default="127.0.0.1",
@@ -444,9 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True, help=_METHOD_HELP)
     _add_data_flags(p)
     _add_method_flags(p)
-    p.add_argument("--seed", type=_seed, default=0, help="the training's seed")
+    p.add_argument("--seed", type=ft.SEED, default=0, help="the training's seed")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument(
+        "--threads", type=ft.COUNT, help="torch CPU threads (default: torch's own choice)"
+    )
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
     p.add_argument(
         "--out",
@@ -473,9 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", default="auxsearch-demo", metavar="DIR", help="where the demo's search goes"
     )
-    p.add_argument("--seeds", type=int, default=1, metavar="K", help="seeds per cell")
+    p.add_argument("--seeds", type=ft.COUNT, default=1, metavar="K", help="seeds per cell")
     p.add_argument(
-        "--cpus-per-trial", type=_number, default=1.0, metavar="N", help="CPUs per trial"
+        "--cpus-per-trial", type=ft.CPUS, default=1.0, metavar="N", help="CPUs per trial"
     )
     return parser
 
@@ -690,7 +650,7 @@ def _grid(args: argparse.Namespace) -> int:
     if result.failed:
         from .report import failed_cells_note
 
-        print(f"\n{failed_cells_note(result.failed)}")
+        print(f"\n{failed_cells_note(result.failed)}", file=sys.stderr)
     print(f"\ntrained {result.trained} model(s); files:")
     for path in result.files():
         print(f"  {path}")
@@ -718,7 +678,7 @@ def _run(args: argparse.Namespace) -> int:
         overrides,
         seed=args.seed,
         device=args.device,
-        threads=args.threads,
+        threads=args.threads or 0,
         out=args.out,
         on_epoch=on_epoch,
     )

@@ -55,7 +55,7 @@ def check_port_free(host: str, port: int) -> None:
 def serve(location: str, port: int = 8080, host: str = "127.0.0.1") -> None:
     """Serve until interrupted; prints the address first."""
     url = location_to_storage_url(location)
-    storage = open_storage(url)
+    storage = open_storage(url, create=False)
     if not 0 < port < 65536:
         raise UserInputError(f"--port {port} is not a TCP port; use 1-65535")
     check_port_free(host, port)

@@ -21,4 +21,25 @@ class SearchInterrupted(Exception):
     """
 
 
-__all__ = ["ConfigError", "DataError", "OutputError", "SearchInterrupted", "UserInputError"]
+def short_reason(error: BaseException | str, limit: int = 200) -> str:
+    """A library's error text on one line, for the parenthesis of our sentence:
+    whole if short, else its first sentences or words up to `limit` and an ellipsis
+    (never cut inside a word)."""
+    text = " ".join(str(error).split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = max(cut.rfind(". "), cut.rfind("; "))
+    if end >= limit // 2:
+        return cut[: end + 1] + " …"
+    return cut.rsplit(" ", 1)[0].rstrip(",;:") + " …"
+
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "OutputError",
+    "SearchInterrupted",
+    "UserInputError",
+    "short_reason",
+]

@@ -22,6 +22,7 @@ from methods.data import Dataset, load_dataset, load_npz
 from methods.data.formats import FORMATS, is_disk_format, load_from_disk
 
 from .errors import UserInputError
+from .input_files import read_text
 
 
 def parse_value(text: str) -> Any:
@@ -59,6 +60,8 @@ def resolve_dataset(dataset: str | None, data: str | None, data_root: str | None
     if data:
         if data_root:
             raise UserInputError("--data-root goes with --dataset NAME, not with --data FILE.npz")
+        if Path(data).is_dir():
+            raise UserInputError(f"--data {data} is a directory; give a .npz file np.savez wrote")
         if not data.endswith(".npz"):
             raise UserInputError(f"--data {data}: expected a .npz file (see the data contract)")
         return load_npz(data)
@@ -97,11 +100,9 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
 def load_config_file(path: str | None) -> dict[str, Any]:
     if not path:
         return {}
-    p = Path(path)
-    if not p.is_file():
-        raise UserInputError(f"--config {path} does not exist; give a YAML file of key: value")
+    text = read_text(path, f"--config {path}", "give a YAML file of key: value")
     try:
-        loaded = yaml.safe_load(p.read_text())
+        loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         reason = str(exc).replace("\n", " ")
         raise UserInputError(f"--config {path} is not valid YAML ({reason})") from None

@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from .errors import OutputError
+from .redact import redact
 from .storage import OutputDir
 
 MANIFEST = "search.json"
@@ -56,7 +57,11 @@ def claim(out: OutputDir, identity: dict[str, Any], settings: dict[str, Any]) ->
             stored = json.loads(out.read_bytes(MANIFEST))
         except (ValueError, OSError) as exc:
             raise OutputError(f"{out.path(MANIFEST)} is unreadable ({exc})") from None
-        diff = first_difference(stored.get("identity"), identity)
+        stored_identity = stored.get("identity")
+        if isinstance(stored_identity, dict) and isinstance(stored_identity.get("storage"), str):
+            # written before passwords were redacted: the same search, kept without one now
+            stored_identity = {**stored_identity, "storage": redact(stored_identity["storage"])}
+        diff = first_difference(stored_identity, identity)
         if diff:
             raise OutputError(
                 f"--out {out.location} holds a different search ({diff}); use another --out"

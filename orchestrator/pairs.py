@@ -44,6 +44,7 @@ from .pairs_plan import (
     stage3_cells,
 )
 from .plots import heatmap_png, lambda_sweep_png
+from .recovery import OUTCOME_ATTR, outcome_record, study_outcomes
 from .redact import redact
 from .results import RESULTS_FILE, ResultsLog
 from .runner import Resources
@@ -131,6 +132,7 @@ class LambdaStudy:
     dataset: str
     storage: Any  # an Optuna RDBStorage
     name: str
+    results: ResultsLog
 
     def space(self) -> dict[str, Any]:
         from optuna.distributions import (
@@ -183,6 +185,7 @@ class LambdaStudy:
                     "aux": list(cell.aux),
                     "seeds": [cell.seed],
                 },
+                system_attrs={OUTCOME_ATTR: outcome_record(outcome)},
             )
         )
 
@@ -192,6 +195,7 @@ class LambdaStudy:
         sweep = self.settings.protocol.sweep
         by_point = {(c.tasks[0], float(c.params[sweep]), c.seed): c for c in todo}
         space = self.space()
+        retrain = self._finished_unrecorded(todo)
 
         def cell_of(params: dict[str, Any], number: int) -> Cell:
             return by_point[(params["main"], float(params[sweep]), int(params["seed"]))]
@@ -204,8 +208,32 @@ class LambdaStudy:
             study_name=self.name,
             make_cell=cell_of,
             user_attrs=self.user_attrs(),
-            points=[{"main": m, sweep: lam, "seed": s} for (m, lam, s) in by_point],
+            points=[
+                {"main": m, sweep: lam, "seed": s}
+                for (m, lam, s), c in by_point.items()
+                if c.id not in retrain
+            ],
+            outcome_of=self.results.outcome,
+            retrain=list(retrain.values()),
         )
+
+    def _finished_unrecorded(self, todo: list[Cell]) -> dict[str, Any]:
+        """cell id → the study's finished trial of each cell of `todo` that
+        results.parquet lacks (its records gone: trained again as that trial); a
+        cell recorded as failed and retried gets a new trial, as a retry does."""
+        import optuna
+        from optuna.trial import TrialState
+
+        recorded = self.results.finished()
+        missing = {c.id for c in todo if c.id not in recorded}
+        rank = {TrialState.FAIL: 0, TrialState.PRUNED: 1, TrialState.COMPLETE: 2}
+        study = optuna.load_study(study_name=self.name, storage=self.storage)
+        held: dict[str, Any] = {}
+        for t in study.get_trials(deepcopy=False, states=tuple(rank)):
+            cell = t.user_attrs.get("cell")
+            if cell in missing and (cell not in held or rank[t.state] > rank[held[cell].state]):
+                held[cell] = t
+        return held
 
 
 def run_pairs(
@@ -237,8 +265,13 @@ def run_pairs(
         if rdb is None:  # the SQLite file inside --out, created now that --out is ours
             rdb = open_storage(study_url)
             claim_study(rdb, study_name, identity, study_url)
-        lambda_study = LambdaStudy(settings, dataset.name, rdb, study_name)
-        log = ResultsLog(out, search="pairs", dataset=dataset.name)
+        log = ResultsLog(
+            out,
+            search="pairs",
+            dataset=dataset.name,
+            study_records=lambda: study_outcomes(rdb, study_name),
+        )
+        lambda_study = LambdaStudy(settings, dataset.name, rdb, study_name, log)
         with StageRunner(
             dataset,
             out,

@@ -135,7 +135,13 @@ def resolve_settings(
         )
     domain = dataset.domain(str(overrides.get("domain", "")))
     if attributes is None:
-        attributes = domain.binary_attributes()
+        attributes = tuple(domain.binary_attributes())
+        if len(attributes) < 2:
+            raise UserInputError(
+                f"a pair search needs at least 2 attributes, and domain '{domain.name}' has"
+                f" {len(attributes)} of 0/1 labels ({', '.join(attributes) or 'none'}) among"
+                f" {', '.join(domain.label_names)}; name class-label columns with --attributes"
+            )
     attributes = tuple(attributes)
     if len(attributes) < 2:
         raise UserInputError(

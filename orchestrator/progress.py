@@ -91,6 +91,8 @@ class Progress:
         self._last_finish = clock()
         lines = stream if stream is not None else (sys.stdout if echo is print else None)
         self._lines = lines
+        # a failed cell's line is an error message: on a terminal run it goes to stderr
+        self._failures = sys.stderr if stream is None and echo is print else None
         self._bar: tqdm[Any] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -145,12 +147,17 @@ class Progress:
                 self.done += 1
             self._wall_sum += outcome.wall_s
             self._last_finish = self.clock()
+            to_stderr = outcome.status == "failed" and self._failures is not None
             if self._bar is None:
-                self.echo(line)
+                if to_stderr:
+                    print(line, file=self._failures, flush=True)
+                else:
+                    self.echo(line)
                 return
             self._bar.set_postfix_str(self.postfix(), refresh=False)
             self._bar.update(1)
-            tqdm.write(line, file=self._lines)  # clears the bar, writes, draws it anew
+            # clears the bar, writes, draws it anew
+            tqdm.write(line, file=self._failures if to_stderr else self._lines)
 
     def postfix(self) -> str:
         eta = self.eta()
@@ -186,7 +193,7 @@ class Progress:
         # them the closures that reach this object; the callbacks then run in the
         # driver, on the original. The copy keeps the counts, not the terminal.
         state = self.__dict__.copy()
-        state.update(_lines=None, _bar=None, _lock=None, _stop=None, _ticker=None)
+        state.update(_lines=None, _failures=None, _bar=None, _lock=None, _stop=None, _ticker=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

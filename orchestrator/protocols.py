@@ -23,6 +23,7 @@ from methods import get_method
 from methods.core import ConfigError, TrainConfig, config_to_dict, parse_config
 
 from .errors import UserInputError
+from .input_files import read_text
 
 
 class ProtocolError(UserInputError):
@@ -72,12 +73,14 @@ def _read(
     path: str | Path, keys: tuple[str, ...], optional: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
-        raise ProtocolError(
-            f"protocol {path} does not exist; copy one from search_spaces/protocols/"
-        )
+    text = read_text(
+        path,
+        f"protocol {path}",
+        "give a YAML file; copy one from search_spaces/protocols/",
+        ProtocolError,
+    )
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ProtocolError(f"{path} is not valid YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(doc, dict):

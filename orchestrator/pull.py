@@ -26,7 +26,8 @@ Echo = Callable[[str], None]
 
 def pull(source: str, destination: str, *, with_ray: bool = False, echo: Echo = print) -> int:
     """Copy the files; returns how many were copied."""
-    src, dest = OutputDir(source), OutputDir(destination)
+    src = OutputDir(source, flag="results pull")
+    dest = OutputDir(destination, flag="results pull destination")
     if not src.exists(manifest.MANIFEST):
         raise OutputError(
             f"{source} holds no auxsearch search ({manifest.MANIFEST} is missing); give the --out"

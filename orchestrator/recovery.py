@@ -1,4 +1,5 @@
-"""Rebuilding a damaged results.parquet from Ray Tune's own trial records.
+"""Rebuilding a damaged results.parquet from Ray Tune's own trial records and
+from the Optuna study.
 
 results.parquet is written atomically, so it is damaged only from outside (a
 disk that filled, a copy cut short, an edit). The search's other record of
@@ -6,13 +7,21 @@ every trial is Ray Tune's experiment folder `ray/` inside `--out`: per trial,
 `params.json` holds the cell (its config) and `result.json` one line per
 report, the last carrying the kernel's final metrics, or `error.txt` the
 failure. From them the outcome of every cell that finished is rebuilt exactly
-as the driver recorded it; a cell Ray has no finished record of is trained
-again on resume.
+as the driver recorded it.
+
+A search whose trials are an Optuna study (a sweep, pairs' stage 3) keeps a
+third record: each finished trial carries its cell's outcome as a system
+attribute (`OUTCOME_ATTR`, written just before the trial is told), so with
+`ray/` gone too those cells come back from the study instead of training again
+beside a trial the study already holds. A cell neither has a record of is
+trained again on resume.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,6 +32,68 @@ from .storage import OutputDir
 
 # a cell found in several trials (failed, then retried): the best record wins
 _RANK = {"ok": 2, "pruned": 1, "failed": 0}
+
+OUTCOME_ATTR = "auxsearch_outcome"  # a finished Optuna trial's system attribute
+
+
+def best_outcomes(outcomes: Iterable[Outcome]) -> list[Outcome]:
+    """One outcome per cell: the best status, the later one on a tie."""
+    best: dict[str, Outcome] = {}
+    for outcome in outcomes:
+        held = best.get(outcome.cell.id)
+        if held is None or _RANK[outcome.status] >= _RANK[held.status]:
+            best[outcome.cell.id] = outcome
+    return list(best.values())
+
+
+def outcome_record(outcome: Outcome) -> dict[str, Any]:
+    """An outcome as JSON for the study (a non-finite metric is no result: left out)."""
+    return {
+        "cell": outcome.cell.to_dict(),
+        "status": outcome.status,
+        "metrics": {k: v for k, v in outcome.metrics.items() if math.isfinite(v)},
+        "wall_s": outcome.wall_s,
+        "finished_at": outcome.finished_at,
+        "error": outcome.error,
+        "attempts": outcome.attempts,
+        "stopped_epoch": outcome.stopped_epoch,
+        "stopped_seed": outcome.stopped_seed,
+    }
+
+
+def outcome_from_record(record: Any) -> Outcome | None:
+    """The outcome `outcome_record` wrote, or None for anything else."""
+    try:
+        if record["status"] not in _RANK:
+            return None
+        return Outcome(
+            cell=Cell.from_dict(record["cell"]),
+            status=record["status"],
+            metrics={str(k): float(v) for k, v in record["metrics"].items()},
+            wall_s=float(record["wall_s"]),
+            finished_at=str(record["finished_at"]),
+            error=record.get("error"),
+            attempts=int(record.get("attempts", 1)),
+            stopped_epoch=record.get("stopped_epoch"),
+            stopped_seed=record.get("stopped_seed"),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def study_outcomes(storage: Any, study_name: str) -> list[Outcome]:
+    """The outcomes the finished trials of a study carry, in trial order (trials of an
+    auxsearch that did not write them carry none)."""
+    from optuna.trial import TrialState
+
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return []
+    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    trials = storage.get_all_trials(study_id, deepcopy=False, states=finished)
+    found = [outcome_from_record(t.system_attrs.get(OUTCOME_ATTR)) for t in trials]
+    return [o for o in found if o is not None]
 
 
 def rebuild_outcomes(out: OutputDir, *, prunable: bool) -> list[Outcome]:
@@ -38,15 +109,9 @@ def rebuild_outcomes(out: OutputDir, *, prunable: bool) -> list[Outcome]:
     trial_dirs = sorted(
         {i.path.rsplit("/", 1)[0] for i in infos if i.path.endswith("/params.json")}
     )
-    best: dict[str, Outcome] = {}
-    for folder in trial_dirs:  # experiment folders are named by start time: later wins ties
-        outcome = _outcome(out.fs, folder, prunable)
-        if outcome is None:
-            continue
-        held = best.get(outcome.cell.id)
-        if held is None or _RANK[outcome.status] >= _RANK[held.status]:
-            best[outcome.cell.id] = outcome
-    return list(best.values())
+    # experiment folders are named by start time: later wins ties
+    found = (_outcome(out.fs, folder, prunable) for folder in trial_dirs)
+    return best_outcomes(o for o in found if o is not None)
 
 
 def _outcome(fs: pafs.FileSystem, folder: str, prunable: bool) -> Outcome | None:

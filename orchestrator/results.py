@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import math
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,7 +29,7 @@ import pyarrow.parquet as pq
 
 from .cells import Cell, Outcome, partner_metrics, roles, split_seeds
 from .curves import CURVES_FILE, curve_rows, curves_table
-from .errors import UserInputError
+from .errors import UserInputError, short_reason
 from .storage import OutputDir
 
 RESULTS_FILE = "results.parquet"
@@ -169,7 +170,7 @@ class DamagedTable(UserInputError):
     """A Parquet file of a search that cannot be read (cut short, overwritten)."""
 
     def __init__(self, location: str, reason: str):
-        self.reason = " ".join(reason.split())[:120]
+        self.reason = short_reason(reason)
         super().__init__(
             f"{location} cannot be read ({self.reason}); rerun the search's command with the"
             " same --out to rebuild it from Ray's trial records"
@@ -185,28 +186,45 @@ def read_table(out: OutputDir, name: str) -> pa.Table | None:
         raise DamagedTable(out.display(name), str(exc)) from None
 
 
+StudyRecords = Callable[[], list[Outcome]] | None  # recovery.study_outcomes of a search
+
+
 class ResultsLog:
     """results.parquet held in memory, rewritten atomically after every finished cell,
-    with curves.parquet beside it for the cells whose methods declare curves."""
+    with curves.parquet beside it for the cells whose methods declare curves.
 
-    def __init__(self, out: OutputDir, *, search: str, dataset: str):
+    `study_records`: the outcomes an Optuna study of the search keeps
+    (`recovery.study_outcomes`), used in a rebuild for the cells Ray has no record of.
+    Only read here: Ray pickles the log with its callbacks, and the storage holds a
+    password."""
+
+    def __init__(
+        self,
+        out: OutputDir,
+        *,
+        search: str,
+        dataset: str,
+        study_records: StudyRecords = None,
+    ):
         self.out, self.search, self.dataset = out, search, dataset
-        self.curves: list[dict[str, Any]] = self._read_curves()
+        self._outcomes: dict[str, Outcome] = {}  # recorded by this process
+        self.curves: list[dict[str, Any]] = self._read_curves(study_records)
         try:
             existing = read_table(out, RESULTS_FILE)
         except DamagedTable as exc:
-            self.rows: list[dict[str, Any]] = self._rebuild(exc)
+            self.rows: list[dict[str, Any]] = self._rebuild(exc, study_records)
             return
         self.rows = existing.to_pylist() if existing is not None else []
 
-    def _read_curves(self) -> list[dict[str, Any]]:
+    def _read_curves(self, study_records: StudyRecords) -> list[dict[str, Any]]:
         """The curves recorded so far; a damaged curves.parquet is kept aside and
         rebuilt from Ray's trial records, as results.parquet is."""
         try:
             table = read_table(self.out, CURVES_FILE)
         except DamagedTable as exc:
             aside = self._set_aside(CURVES_FILE)
-            rows = [r for o in self._recorded_by_ray() for r in curve_rows(o, search=self.search)]
+            outcomes, _ = self._other_records(study_records)
+            rows = [r for o in outcomes for r in curve_rows(o, search=self.search)]
             self.out.write_bytes(CURVES_FILE, table_bytes(curves_table(rows)))
             print(
                 f"auxsearch: {self.out.display(CURVES_FILE)} could not be read ({exc.reason});"
@@ -217,11 +235,16 @@ class ResultsLog:
             return rows
         return table.to_pylist() if table is not None else []
 
-    def _recorded_by_ray(self) -> list[Outcome]:
-        from .recovery import rebuild_outcomes
+    def _other_records(self, study_records: StudyRecords) -> tuple[list[Outcome], int]:
+        """Ray's records of the cells, and the study's of those Ray lacks (ray/ gone);
+        how many came from the study."""
+        from .recovery import best_outcomes, rebuild_outcomes
 
-        outcomes = rebuild_outcomes(self.out, prunable=self.search == "sweep")
-        return sorted(outcomes, key=lambda o: o.cell.id)
+        ray = best_outcomes(rebuild_outcomes(self.out, prunable=self.search == "sweep"))
+        held = {o.cell.id for o in ray}
+        study = study_records() if study_records is not None else []
+        extra = best_outcomes(o for o in study if o.cell.id not in held)
+        return sorted(ray + extra, key=lambda o: o.cell.id), len(extra)
 
     def _set_aside(self, name: str) -> str:
         """Copy a damaged file to `<name>.damaged-<time>`, untouched; its new name."""
@@ -230,20 +253,21 @@ class ResultsLog:
         self.out.write_bytes(aside, self.out.read_bytes(name))
         return aside
 
-    def _rebuild(self, damage: DamagedTable) -> list[dict[str, Any]]:
+    def _rebuild(self, damage: DamagedTable, study_records: StudyRecords) -> list[dict[str, Any]]:
         """A results.parquet that cannot be read is kept aside, untouched, and
-        rebuilt from Ray's trial records; cells without one train again."""
+        rebuilt from Ray's trial records and the study's; cells without one train again."""
         aside = self._set_aside(RESULTS_FILE)
-        outcomes = self._recorded_by_ray()
+        outcomes, from_study = self._other_records(study_records)
         search, dataset = self.search, self.dataset
         rows = [r for o in outcomes for r in outcome_rows(o, search=search, dataset=dataset)]
         self.curves = [row for o in outcomes for row in curve_rows(o, search=self.search)]
         self._write_curves()
         self.out.write_bytes(RESULTS_FILE, table_bytes(rows_to_table(rows)))
+        source = " and the Optuna study" if from_study else ""
         print(
             f"auxsearch: {self.out.display(RESULTS_FILE)} could not be read ({damage.reason});"
             f" kept it as {aside} and rebuilt {len(outcomes)} cell(s) from Ray's trial records"
-            " (cells without one train again)",
+            f"{source} (cells without one train again)",
             file=sys.stderr,
             flush=True,
         )
@@ -252,6 +276,10 @@ class ResultsLog:
     def _write_curves(self) -> None:
         if self.curves or self.out.exists(CURVES_FILE):
             self.out.write_bytes(CURVES_FILE, table_bytes(curves_table(self.curves)))
+
+    def outcome(self, cell_id: str) -> Outcome | None:
+        """The outcome this process recorded for the cell, if any."""
+        return self._outcomes.get(cell_id)
 
     def finished(self) -> dict[str, str]:
         """trial_id → status of every cell already recorded."""
@@ -269,3 +297,4 @@ class ResultsLog:
         self.rows = [r for r in self.rows if r["trial_id"] != cell_id]
         self.rows.extend(outcome_rows(outcome, search=self.search, dataset=self.dataset))
         self.out.write_bytes(RESULTS_FILE, table_bytes(rows_to_table(self.rows)))
+        self._outcomes[cell_id] = outcome

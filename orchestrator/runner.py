@@ -56,7 +56,7 @@ class Resources:
 
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
-    max_concurrent: int = 0  # 0: as many as the resources allow
+    max_concurrent: int | None = None  # None: as many as the resources allow
     max_failures: int = 1  # retries of a trial that raises or diverges
     pack: int | str = "auto"  # cells per trial trained as one fused network (packs.py)
 
@@ -69,19 +69,25 @@ class Resources:
                 f"--cpus-per-trial {self.cpus_per_trial:g} is not allowed; use a fraction"
                 " below 1 (trials share a CPU) or a whole number (also its torch threads)"
             )
-        if self.gpus_per_trial < 0:
-            raise UserInputError(f"--gpus-per-trial {self.gpus_per_trial:g} must be ≥ 0")
+        if not 0 <= self.gpus_per_trial < float("inf"):
+            raise UserInputError(
+                f"--gpus-per-trial {self.gpus_per_trial:g} is not allowed; use a finite number,"
+                " 0 or more"
+            )
         whole = isinstance(self.pack, int) and not isinstance(self.pack, bool)
         if self.pack != "auto" and not (whole and int(self.pack) >= 1):
             raise UserInputError(
                 f"--pack {self.pack} is not allowed; use a whole number ≥ 1 or auto"
             )
-        for flag, value in (
-            ("--max-concurrent", self.max_concurrent),
-            ("--max-failures", self.max_failures),
-        ):
-            if value < 0:
-                raise UserInputError(f"{flag} {value} is not allowed; use 0 or more")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise UserInputError(
+                f"--max-concurrent {self.max_concurrent} is not allowed; use a whole number,"
+                " 1 or more (or leave it out: as many as the resources allow)"
+            )
+        if self.max_failures < 0:
+            raise UserInputError(
+                f"--max-failures {self.max_failures} is not allowed; use a whole number, 0 or more"
+            )
 
     def pack_size(self) -> int:
         """Cells per trial: `pack`, or for auto one on CPUs (fused packs were no
@@ -336,7 +342,7 @@ class CellRunner:
                 scheduler=scheduler,
                 num_samples=num_samples,
                 reuse_actors=True,
-                max_concurrent_trials=self.resources.max_concurrent or None,
+                max_concurrent_trials=self.resources.max_concurrent,
                 trial_name_creator=_trial_name,
                 trial_dirname_creator=dirname,
             ),

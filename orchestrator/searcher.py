@@ -17,7 +17,15 @@
   (`recorded`): Tune calls the searcher before the callbacks that record, so a
   driver killed between the two left a trial finished in the study and missing
   from the results, never trained again. Now it stays RUNNING and is handed out
-  again.
+  again;
+- keeps the cell's outcome on the trial it tells (`outcome_of`, a system
+  attribute: recovery.py), so a rebuild of results.parquet without `ray/` takes
+  the cell from the study instead of training it beside a second trial;
+- trains a finished trial's cell again without a new trial (`retrain`: its
+  records are gone, as with a study of an older auxsearch): a finished Optuna
+  trial cannot change, and a second one would hold the cell twice;
+- reports each step of a trial once: a trial handed out again, or retried by
+  Tune, starts over, and Optuna warns on (and ignores) a step it already holds.
 
 `UntriedFirst`: TPE and random sampling propose points of a finite space
 (every key a choice or an integer range) again long before the space is used
@@ -45,9 +53,11 @@ from optuna.trial import TrialState
 from ray.tune.schedulers import AsyncHyperBandScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from .cells import FINAL_KEY, Cell
+from .cells import FINAL_KEY, Cell, Outcome
+from .recovery import OUTCOME_ATTR, outcome_record
 
 MakeCell = Callable[[dict[str, Any], int], Cell]
+OutcomeOf = Callable[[str], Outcome | None]
 
 
 class CellSearch(OptunaSearch):
@@ -63,6 +73,8 @@ class CellSearch(OptunaSearch):
         user_attrs: Mapping[str, Any] | None = None,
         points: Sequence[dict[str, Any]] | None = None,
         sampler: Any = None,
+        outcome_of: OutcomeOf | None = None,
+        retrain: Sequence[optuna.trial.FrozenTrial] = (),
     ):
         super().__init__(
             space=space,
@@ -79,6 +91,9 @@ class CellSearch(OptunaSearch):
         self._orphans = list(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
         self._cell_of: dict[str, str] = {}  # Ray trial id → cell id
         self._untold: dict[str, tuple[optuna.Trial, float | None, TrialState]] = {}
+        self._outcome_of = outcome_of
+        self._retrain = list(retrain)
+        self._detached: dict[str, optuna.trial.FrozenTrial] = {}  # Ray trial id → retrained
         self._points = list(points or [])
         if points is not None:
             waiting = [
@@ -112,6 +127,12 @@ class CellSearch(OptunaSearch):
         return self.study.ask(fixed_distributions=self._distributions)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if trial_id not in self._ot_trials and trial_id not in self._detached and self._retrain:
+            self._detached[trial_id] = self._retrain.pop(0)
+        held = self._detached.get(trial_id)
+        if held is not None:  # kept out of _ot_trials: the study hears nothing of this run
+            cell = self._make_cell(dict(held.params), held.number)
+            return {"cell": json.dumps(cell.to_dict())}
         if trial_id not in self._ot_trials:
             self._ot_trials[trial_id] = self._next_trial()
         ot_trial = self._ot_trials[trial_id]
@@ -155,8 +176,10 @@ class CellSearch(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         value = result.get(self.metric)
-        if trial_id in self._ot_trials and isinstance(value, int | float) and math.isfinite(value):
-            super().on_trial_result(trial_id, result)
+        if trial_id not in self._ot_trials or trial_id in self._completed_trials:
+            return
+        if isinstance(value, int | float) and math.isfinite(value):
+            self._report_once(trial_id, float(value), result.get("training_iteration"))
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -188,9 +211,16 @@ class CellSearch(OptunaSearch):
         pending = self._untold.pop(cell_id, None)
         if pending is not None:
             ot_trial, values, state = pending
+            outcome = self._outcome_of(cell_id) if self._outcome_of is not None else None
+            if outcome is not None:  # before the tell: a finished trial takes no attribute
+                self.study._storage.set_trial_system_attr(
+                    ot_trial._trial_id, OUTCOME_ATTR, outcome_record(outcome)
+                )
             self.study.tell(ot_trial, values, state=state)
 
     def _report_once(self, trial_id: str, value: float, step: Any) -> None:
+        # a trial run again from its start (handed out again, or retried by Tune)
+        # reports steps the study holds: the same seed gives the same values
         if not isinstance(step, int):
             return
         ot_trial = self._ot_trials[trial_id]

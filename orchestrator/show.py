@@ -45,7 +45,7 @@ def print_pairs_result(result: PairsResult) -> None:
         print("Adaptive seeds (--seeds auto): each row's decision after its last round")
         print(format_adaptive(result.rows))
     if result.failed:
-        print(f"\n{failed_cells_note(result.failed)}")
+        print(f"\n{failed_cells_note(result.failed)}", file=sys.stderr)
     print(f"\ntrained {result.trained} cell(s){' (resumed)' if result.resumed else ''}; files:")
     for path in result.files():
         print(f"  {path}")
@@ -69,7 +69,7 @@ def load_matrix(out: OutputDir) -> tuple[pd.DataFrame, pd.DataFrame | None]:
 def show_dir(location: str) -> None:
     """Print what a search directory holds: a pair search's tables, a grid's matrix
     or a sweep's trials; a search still running shows what is recorded so far."""
-    out = OutputDir(location)
+    out = OutputDir(location, flag="results show")
     kind = _search_kind(out)
     if kind == "sweep":
         show_sweep(out)

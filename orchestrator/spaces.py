@@ -31,6 +31,7 @@ from methods import get_method
 from methods.core import ConfigError, config_keys, parse_config
 
 from .errors import UserInputError
+from .input_files import read_text
 
 KINDS = ("choice", "uniform", "loguniform", "int")
 TOP_KEYS = ("method", "fixed", "space")
@@ -106,10 +107,11 @@ def load_space(path: str | Path, method: str) -> SearchSpace:
     """Read and validate a search-space file for `method`."""
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise SpaceError(f"search space {where} does not exist; copy one from search_spaces/")
+    text = read_text(
+        path, f"search space {where}", "give a YAML file; copy one from search_spaces/", SpaceError
+    )
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         reason = " ".join(str(exc).split())
         raise SpaceError(f"{where} is not valid YAML ({reason})") from None

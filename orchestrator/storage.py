@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -19,28 +20,52 @@ import pyarrow.fs as pafs
 from .errors import OutputError
 
 _URI_SCHEMES = ("s3://", "gs://", "gcs://")
+_ANY_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+# What a search keeps inside its location that must be a file, or a folder: a
+# folder where a file goes (or the reverse) is refused before anything starts.
+KEPT_FILES = ("search.json", "results.parquet", "curves.parquet", "optuna.db", ".lock")
+KEPT_FOLDERS = ("ray",)
 
 
 def is_uri(location: str) -> bool:
     return location.startswith(_URI_SCHEMES)
 
 
+def check_location(location: str, flag: str = "--out") -> str:
+    """`location` as a local path or an s3:// / gs:// URI; `file://` is a local
+    path; any other scheme (`ftp://`, a typo such as `s4://`) is refused, since it
+    would otherwise name a local folder `ftp:`."""
+    if not location.strip():
+        raise OutputError(f"{flag} is empty; give a directory or an s3:// or gs:// URI")
+    if location.startswith("file://"):
+        return location.removeprefix("file://") or "/"
+    if _ANY_SCHEME.match(location) and not is_uri(location):
+        scheme = location.split("://", 1)[0]
+        raise OutputError(
+            f"{flag} {location}: auxsearch does not read or write {scheme}:// locations; use a"
+            " local directory, s3://bucket/path or gs://bucket/path"
+        )
+    return location
+
+
 class OutputDir:
     """An output location with atomic file writes; `path(name)` gives the full path."""
 
-    def __init__(self, location: str):
-        self.location = location
+    def __init__(self, location: str, flag: str = "--out"):
+        location = check_location(location, flag)
+        self.location, self.flag = location, flag
         if is_uri(location):
             try:
                 self.fs, root = pafs.FileSystem.from_uri(location)
             except Exception as exc:  # pyarrow raises several types for bad URIs
-                raise OutputError(f"--out {location} cannot be opened: {exc}") from None
+                raise OutputError(f"{flag} {location} cannot be opened: {exc}") from None
             self.root = root.rstrip("/")
             self.local = False
         else:
             self.fs = pafs.LocalFileSystem()
             self.root = str(Path(location).expanduser().resolve())
             self.local = True
+            self._check_levels(Path(self.root))
 
     @property
     def uri(self) -> str:
@@ -65,8 +90,7 @@ class OutputDir:
         """Create the location and prove a file can be written there, or fail in one sentence."""
         if self.local:
             root_dir = Path(self.root)
-            if root_dir.exists() and not root_dir.is_dir():
-                raise OutputError(f"--out {self.location} is a file; give a directory path")
+            self._check_levels(root_dir)  # again: it may have changed since
             try:
                 root_dir.mkdir(parents=True, exist_ok=True)
                 local_probe = root_dir / f".write-test-{uuid.uuid4().hex}"
@@ -86,6 +110,29 @@ class OutputDir:
             self.fs.delete_file(probe)
         except OSError as exc:
             raise OutputError(f"--out {self.location} cannot be written ({exc})") from None
+
+    def _check_levels(self, root_dir: Path) -> None:
+        """Every level of a local location is a folder or not there yet, and what a
+        search keeps inside it has the kind the search expects."""
+        for level in (root_dir, *root_dir.parents):
+            if level.exists() or level.is_symlink():
+                if not level.is_dir():
+                    where = "is a file" if level == root_dir else f"lies inside the file {level}"
+                    raise OutputError(f"{self.flag} {self.location} {where}; give a directory path")
+                break
+        for name in KEPT_FILES:
+            if (root_dir / name).is_dir():
+                raise OutputError(
+                    f"{self.flag} {self.location} holds a folder {name} where a search keeps a"
+                    " file; move it away or use another directory"
+                )
+        for name in KEPT_FOLDERS:
+            kept = root_dir / name
+            if kept.exists() and not kept.is_dir():
+                raise OutputError(
+                    f"{self.flag} {self.location} holds a file {name} where a search keeps a"
+                    " folder; move it away or use another directory"
+                )
 
     def read_bytes(self, name: str) -> bytes:
         with self.fs.open_input_file(self.path(name)) as f:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputError, UserInputError
+from .errors import OutputError, UserInputError, short_reason
 from .manifest import first_difference
 from .redact import redact
 from .storage import OutputDir
@@ -33,15 +33,48 @@ STORAGE_FILE = "optuna.db"
 IDENTITY_ATTR = "auxsearch_search"  # the study user attribute holding the search's identity
 
 
+# SQLAlchemy dialects Optuna's RDBStorage runs on (each may name a driver: mysql+pymysql)
+STORAGE_DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb")
+
+
+def check_storage_url(url: str, flag: str = "--storage", *, must_exist: bool = False) -> str:
+    """`url` if it names a database Optuna can keep a study in, else one sentence.
+
+    `must_exist`: a command that only reads a study (the dashboard) refuses a
+    SQLite file that is not there, rather than creating an empty one."""
+    shown = redact(url)
+    example = "use e.g. postgresql://user@host/db or sqlite:///path/optuna.db"
+    if "://" not in url:
+        raise UserInputError(f"{flag} {shown} is not a database URL; {example}")
+    dialect = url.split("://", 1)[0].split("+", 1)[0].lower()
+    if dialect not in STORAGE_DIALECTS:
+        raise UserInputError(
+            f"{flag} {shown}: {dialect}:// is not a database Optuna keeps studies in; {example}"
+            f" (dialects: {', '.join(STORAGE_DIALECTS)})"
+        )
+    if dialect == "sqlite":
+        target = url.split("://", 1)[1].split("?", 1)[0]
+        if target in ("", "/", "/:memory:"):
+            raise UserInputError(
+                f"{flag} {shown} is an in-memory database, lost when the command ends;"
+                " give a file: sqlite:///path/optuna.db"
+            )
+        path = Path(target[1:]).expanduser()  # sqlite:///rel.db, sqlite:////abs.db
+        if path.is_dir():
+            raise UserInputError(f"{flag} {shown} names a directory; give a database file")
+        if not path.parent.is_dir():
+            raise UserInputError(
+                f"{flag} {shown}: the folder {path.parent} does not exist; create it first"
+            )
+        if must_exist and not path.is_file():
+            raise UserInputError(f"{flag} {shown}: {path} does not exist; give an existing study")
+    return url
+
+
 def storage_url(out: OutputDir, url: str | None) -> str:
     """The study storage of a search: `url`, or the SQLite file inside a local --out."""
     if url:
-        if "://" not in url:
-            raise UserInputError(
-                f"--storage {redact(url)} is not a database URL; use e.g. postgresql://user@host/db"
-                " or sqlite:///path/optuna.db"
-            )
-        return url
+        return check_storage_url(url)
     if not out.local:
         raise UserInputError(
             f"--out {out.location} is not a local directory, so the study cannot live there;"
@@ -59,21 +92,35 @@ def default_study_name(base: str, identity: dict[str, Any], *, shared: bool) -> 
     return f"{base}-{digest}"
 
 
-def open_storage(url: str) -> Any:
+def open_storage(url: str, *, create: bool = True) -> Any:
     """An Optuna RDBStorage object (an object, so Ray's OptunaSearch and the dashboard
-    share it), with one sentence if the database cannot be reached."""
+    share it), with one sentence if the database cannot be reached.
+
+    `create=False` (a command that only reads): a database without Optuna's tables
+    is refused instead of being given them."""
     import optuna
+    import sqlalchemy
     from sqlalchemy.exc import SQLAlchemyError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if url.startswith("postgresql://"):  # name the driver we install (psycopg 3)
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     try:
+        if not create:
+            engine = sqlalchemy.create_engine(url)
+            try:
+                has_studies = sqlalchemy.inspect(engine).has_table("studies")
+            finally:
+                engine.dispose()
+            if not has_studies:
+                raise UserInputError(
+                    f"study storage {redact(url)} holds no Optuna study; give the --storage"
+                    " of a sweep or pair search"
+                )
         return optuna.storages.RDBStorage(url)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
-        reason = " ".join(str(exc).split())[:300]
         raise UserInputError(
-            f"study storage {redact(url)} cannot be opened ({redact(reason)})"
+            f"study storage {redact(url)} cannot be opened ({redact(short_reason(exc))})"
         ) from None
 
 
@@ -117,7 +164,7 @@ def claim_study(
 def location_to_storage_url(location: str) -> str:
     """`auxsearch dashboard DIR|URL`: a search directory's storage, or a URL as given."""
     if "://" in location and not location.startswith(("s3://", "gs://", "gcs://")):
-        return location
+        return check_storage_url(location, "dashboard", must_exist=True)
     path = Path(location)
     if path.is_file() and path.suffix in (".db", ".sqlite", ".sqlite3"):
         return f"sqlite:///{path.resolve()}"

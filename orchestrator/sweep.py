@@ -32,6 +32,7 @@ from .cells import Cell, Outcome
 from .errors import SearchInterrupted, UserInputError
 from .inputs import check_seeds
 from .progress import Progress
+from .recovery import study_outcomes
 from .redact import redact
 from .results import RESULTS_FILE, ResultsLog
 from .runner import CellRunner, Resources
@@ -331,9 +332,28 @@ def run_sweep(
             f"sweep of {settings.method} on {dataset.name}: study '{settings.study}' in {url};"
             f" {len(finished)} of {settings.trials} trial(s) finished, {max(0, remaining)} to run"
         )
-        log = ResultsLog(out, search="sweep", dataset=dataset.name)
+        log = ResultsLog(
+            out,
+            search="sweep",
+            dataset=dataset.name,
+            study_records=lambda: study_outcomes(rdb, settings.study),
+        )
+        # finished trials whose cells neither results.parquet nor any record holds
+        # (ray/ gone, a study of an older auxsearch): trained again as the same trials
+        recorded = log.finished()
+        retrain = [
+            t
+            for t in finished
+            if t.user_attrs.get("cell", f"{settings.study}#{t.number}") not in recorded
+        ]
+        if retrain:
+            echo(
+                f"  {len(retrain)} finished trial(s) are missing from results.parquet"
+                f" (#{retrain[0].number}, ...) and train again"
+            )
+        to_run = max(0, remaining) + len(retrain)
         trained, failed = 0, []
-        if remaining > 0:
+        if to_run > 0:
             from .ray_session import ray_session
 
             searcher = CellSearch(
@@ -345,6 +365,8 @@ def run_sweep(
                 make_cell=settings.cell,
                 user_attrs={"method": settings.method, "dataset": dataset.name, "search": "sweep"},
                 sampler=settings.make_sampler(),
+                outcome_of=log.outcome,
+                retrain=retrain,
             )
             scheduler = None
             if settings.scheduler == "asha":
@@ -370,11 +392,11 @@ def run_sweep(
                 progress(outcome)
 
             start = time.perf_counter()
-            with ray_session(address), Progress("sweep", remaining, echo=echo) as display:
-                progress = _Progress(display, remaining, settings.metric)
+            with ray_session(address), Progress("sweep", to_run, echo=echo) as display:
+                progress = _Progress(display, to_run, settings.metric)
                 runner = CellRunner(dataset, resources, out)
                 runner.search(
-                    "sweep", searcher, remaining, record, scheduler, on_start=display.started
+                    "sweep", searcher, to_run, record, scheduler, on_start=display.started
                 )
             echo(f"  sweep: {trained} trial(s) in {time.perf_counter() - start:.0f}s")
             left = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -46,6 +47,15 @@ def task_specs(domain: Domain, names: Sequence[str], *, need_val: bool = True) -
                 raise DataError(
                     f"attribute '{name}' has no labelled {split} sample in domain '{domain.name}'"
                 )
+        train = domain.labels[domain.indices("train"), col]
+        classes = np.unique(train[np.isfinite(train) & (train >= 0)])
+        if len(classes) < 2:
+            # a classifier fed one class learns a constant; its accuracy says nothing
+            found = f"one class ({classes[0]:g})" if classes.size else "no class label"
+            raise DataError(
+                f"attribute '{name}' has {found} among its labelled train samples in domain"
+                f" '{domain.name}'; a task needs at least two"
+            )
     return specs
 
 

@@ -19,6 +19,18 @@ from ..core.errors import DataError
 SPLITS = ("train", "val", "test")
 
 
+def label_name_problem(name: str) -> str | None:
+    """Why `name` cannot be an attribute's name, or None. Names are typed in comma
+    lists (`--attributes a,b`, `--set main=[a]`), so a comma would split one."""
+    if not name.strip():
+        return "is empty; give every label column a name"
+    if "," in name:
+        return "holds a comma, which --attributes and --set lists split on; rename it"
+    if name != name.strip():
+        return "starts or ends with a space; remove it"
+    return None
+
+
 @dataclass(frozen=True, eq=False)
 class Domain:
     """One domain of a dataset (e.g. `celeba`, `mnist`, or the only one)."""
@@ -47,6 +59,10 @@ class Domain:
                 f"domain '{self.name}': labels have shape {self.labels.shape}, expected"
                 f" ({n}, {len(self.label_names)}) for {n} inputs and {len(self.label_names)} names"
             )
+        for label in self.label_names:
+            problem = label_name_problem(label)
+            if problem:
+                raise DataError(f"domain '{self.name}': label name {label!r} {problem}")
         if len(set(self.label_names)) != len(self.label_names):
             raise DataError(f"domain '{self.name}': label names repeat: {list(self.label_names)}")
         if self.split.shape != (n,):

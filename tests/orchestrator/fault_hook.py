@@ -5,7 +5,7 @@ records. Run a search with
     AUXSEARCH_INJECT_FAULT="<cell-id glob>=raise|nan[;...]"
 
 (and the repository on PYTHONPATH, so that trial workers import this module):
-matching cells raise, or train on labels corrupted to +inf, so the loss becomes
+matching cells raise, or train on labels half corrupted to +inf, so the loss becomes
 non-finite and the kernel's own divergence check stops the run; `block` puts a
 directory where the path in AUXSEARCH_BLOCK_PATH is (the search's
 results.parquet), so the driver can no longer write it: an --out that became
@@ -48,6 +48,8 @@ def _poisoned(dataset: Dataset) -> Dataset:
     domains = {}
     for name, d in dataset.domains.items():
         labels = d.labels.copy()
-        labels[d.split == "train"] = np.inf
+        # every other train row: the rest keep both classes, so the data checks pass
+        # and the loss, not a check, is what stops the run
+        labels[np.flatnonzero(d.split == "train")[::2]] = np.inf
         domains[name] = Domain(name, d.inputs, labels, d.label_names, d.split)
     return replace(dataset, domains=domains)

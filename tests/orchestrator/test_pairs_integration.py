@@ -319,10 +319,10 @@ def test_failures_are_retried_recorded_and_then_retrainable(tmp_path: Path) -> N
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 3, proc.stderr  # finished, with failed cells
-    assert "FAILED pair" in proc.stdout and "after 2 attempt(s)" in proc.stdout
+    assert "FAILED pair" in proc.stderr and "after 2 attempt(s)" in proc.stderr
     assert "Traceback" not in proc.stdout
     assert "stage 2 works from a partial matrix: 2 of 6 stage-1 cell(s) failed" in proc.stdout
-    assert "2 cell(s) failed" in proc.stdout and "--retry-failed" in proc.stdout
+    assert "2 cell(s) failed" in proc.stderr and "--retry-failed" in proc.stderr
 
     results, matrix, summary = _tables(out)
     failed = {r["trial_id"]: r for r in results if r["status"] == "failed"}
@@ -339,7 +339,7 @@ def test_failures_are_retried_recorded_and_then_retrainable(tmp_path: Path) -> N
     # A rerun without --retry-failed trains nothing and says again what failed.
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 3, proc.stderr
-    assert "trained 0 cell(s) (resumed)" in proc.stdout and "2 cell(s) failed" in proc.stdout
+    assert "trained 0 cell(s) (resumed)" in proc.stdout and "2 cell(s) failed" in proc.stderr
 
     # Without the fault and with --retry-failed, only the two failed cells train again.
     env.pop(fault_hook.FAULT_ENV)

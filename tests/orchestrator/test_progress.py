@@ -212,24 +212,28 @@ def test_a_stage_prints_the_same_lines_in_a_log(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _run_stage(tmp_path)
-    printed = capsys.readouterr().out.splitlines()
-    assert printed[:4] == [
+    captured = capsys.readouterr()
+    printed = captured.out.splitlines()
+    assert printed[:3] == [
         "stage 1: single-task runs: 3 cell(s), 0 already recorded, 3 to train",
         "  [stage 1 1/3] single:t0:seed=0: val t0 50.0%  (1.2s)",
-        "  [stage 1 2/3] FAILED single:t1:seed=0 after 1 attempt(s): E: x",
         "  [stage 1 3/3] single:t2:seed=0: val t2 50.0%  (1.2s)",
     ]
-    assert printed[4].startswith("  stage 1: 3 cell(s) in ")
-    assert len(printed) == 5
+    assert printed[3].startswith("  stage 1: 3 cell(s) in ")
+    assert len(printed) == 4
+    # a failure is an error message: stderr, in the same words
+    assert captured.err == "  [stage 1 2/3] FAILED single:t1:seed=0 after 1 attempt(s): E: x\n"
 
 
 def test_a_stage_on_a_terminal_draws_the_bar_around_the_same_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tty = TTY()
+    tty, errors = TTY(), io.StringIO()
     monkeypatch.setattr(sys, "stdout", tty)
+    monkeypatch.setattr(sys, "stderr", errors)
     stages = _run_stage(tmp_path)
     shown = tty.getvalue()
     assert "stage 1:" in shown and "\r" in shown
-    assert "  [stage 1 2/3] FAILED single:t1:seed=0 after 1 attempt(s): E: x\n" in shown
+    assert "  [stage 1 3/3] single:t2:seed=0: val t2 50.0%  (1.2s)\n" in shown
+    assert "  [stage 1 2/3] FAILED single:t1:seed=0 after 1 attempt(s): E: x\n" in errors.getvalue()
     assert (stages.trained, stages.failed) == (3, ["single:t1:seed=0"])

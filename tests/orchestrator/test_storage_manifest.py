@@ -62,3 +62,17 @@ def test_a_pair_search_written_before_the_probe_existed_resumes_without_one() ->
     assert manifest.first_difference(before, now) is None
     probed = {"search": "aal-pairs", "adversarial": {"adversary_loss": "reversal", "probe": True}}
     assert manifest.first_difference(before, probed) == "adversarial.probe: false there, true here"
+
+
+def test_a_search_json_written_with_a_password_resumes_and_loses_it(tmp_path: Path) -> None:
+    """Before issue 28 the identity kept --storage verbatim; such a search is the same
+    search now (its URL redacted), and the rewritten search.json holds no password."""
+    out = OutputDir(str(tmp_path / "run"))
+    out.ensure_writable()
+    old = {"search": "aal-pairs", "storage": "postgresql://u:s3cret@h/db"}
+    (tmp_path / "run" / manifest.MANIFEST).write_text(json.dumps({"identity": old}))
+    now = {"search": "aal-pairs", "storage": "postgresql://u:***@h/db"}
+    assert manifest.claim(out, now, {}) is True
+    assert "s3cret" not in (tmp_path / "run" / manifest.MANIFEST).read_text()
+    with pytest.raises(OutputError, match="different search"):
+        manifest.claim(out, {**now, "storage": "postgresql://u:***@other/db"}, {})

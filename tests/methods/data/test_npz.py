@@ -78,7 +78,7 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
         load_npz(tmp_path / "nope.npz")
     junk = tmp_path / "junk.npz"
     junk.write_text("not a zip")
-    with pytest.raises(DataError, match="not a readable .npz"):
+    with pytest.raises(DataError, match="is not an .npz archive; write one with np.savez"):
         load_npz(junk)
     objects = tmp_path / "obj.npz"
     write_npz(objects, label_names=np.array(["a", "b", "c"], dtype=object))
