@@ -179,7 +179,7 @@ def resolve_grid(
     irr_domain, irr_label = parse_role(irrelevant, "--irrelevant") if irrelevant else ("", "")
     rel_domain, rel_label = parse_role(relevant, "--relevant") if relevant else ("", "")
     roles = GridRoles(task, irr_domain, irr_label, rel_domain, rel_label)
-    check_seeds(seeds)
+    check_seeds(seeds, first=seed)
     # `--set key=v` applies to every method; `--set METHOD.key=v` to that method only.
     shared = {k: v for k, v in overrides.items() if "." not in k}
     per_method: dict[str, dict[str, Any]] = {}

@@ -22,6 +22,7 @@ from methods.data import Dataset, load_dataset, load_npz
 from methods.data.formats import FORMATS, is_disk_format, load_from_disk
 
 from .errors import UserInputError
+from .flag_types import SEED_MAX
 from .input_files import read_text
 
 
@@ -135,7 +136,15 @@ def merge_flags(overrides: dict[str, Any], flags: Mapping[str, tuple[str, Any]])
     return merged
 
 
-def check_seeds(seeds: int, flag: str = "--seeds") -> None:
-    """Seeds per cell or trial: a whole number, 1 or more (every search checks it here)."""
+def check_seeds(seeds: int, flag: str = "--seeds", *, first: int = 0) -> None:
+    """Seeds per cell or trial: a whole number, 1 or more (every search checks it here);
+    the seeds first, first + 1, ... must all fit NumPy's seed range."""
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise UserInputError(f"{flag} {seeds} is not allowed; use a whole number, 1 or more")
+    if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+        raise UserInputError(f"--seed {first} is not allowed; use a whole number, 0 or more")
+    if first + seeds - 1 > SEED_MAX:
+        raise UserInputError(
+            f"--seed {first} with {flag} {seeds} reaches seed {first + seeds - 1}, past the"
+            f" largest seed {SEED_MAX}; use --seed {SEED_MAX - seeds + 1} or less"
+        )

@@ -174,7 +174,9 @@ def resolve_settings(
         raise UserInputError("--min-seeds, --max-seeds and --certainty go with --seeds auto")
     if isinstance(seeds, str):
         raise UserInputError(f"--seeds {seeds} is not allowed; use a whole number or auto")
-    check_seeds(seeds)
+    check_seeds(seeds, first=seed)
+    if adaptive is not None:
+        check_seeds(adaptive.max_seeds, "--max-seeds", first=seed)
     if lambda_search == "halving" and seeds < 2:
         raise UserInputError(
             "--lambda-search halving drops λ values between seeds; it needs --seeds 2 or more"

@@ -44,6 +44,8 @@ def check_storage_url(url: str, flag: str = "--storage", *, must_exist: bool = F
     SQLite file that is not there, rather than creating an empty one."""
     shown = redact(url)
     example = "use e.g. postgresql://user@host/db or sqlite:///path/optuna.db"
+    if not url.strip():
+        raise UserInputError(f"{flag} is empty; {example}, or leave it out")
     if "://" not in url:
         raise UserInputError(f"{flag} {shown} is not a database URL; {example}")
     dialect = url.split("://", 1)[0].split("+", 1)[0].lower()
@@ -73,7 +75,7 @@ def check_storage_url(url: str, flag: str = "--storage", *, must_exist: bool = F
 
 def storage_url(out: OutputDir, url: str | None) -> str:
     """The study storage of a search: `url`, or the SQLite file inside a local --out."""
-    if url:
+    if url is not None:  # "" is a mistake (an unset variable), not "inside --out"
         return check_storage_url(url)
     if not out.local:
         raise UserInputError(

@@ -178,7 +178,7 @@ def resolve_sweep(
             f" {space.source or 'the space'}, and a sweep never trains a point twice; use"
             f" --trials {len(finite)} or fewer, and --seeds K to repeat each over seeds"
         )
-    check_seeds(seeds)
+    check_seeds(seeds, first=seed)
     if mode not in ("max", "min"):
         raise UserInputError(f"--mode {mode}: choose max or min")
     if scheduler not in ("asha", "fifo"):

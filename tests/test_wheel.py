@@ -50,11 +50,13 @@ def test_a_wheel_installed_outside_the_checkout_trains(tmp_path: Path) -> None:
     )  # fmt: skip
     (wheel,) = dist.glob("auxsearch-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for package in ("methods", "orchestrator", "search_spaces"):
+    for package in ("auxsearch", "methods", "orchestrator", "search_spaces"):
         for init in (REPO / package).rglob("__init__.py"):
             assert str(init.relative_to(REPO)) in names, f"the wheel lacks {init.parent}"
         for yaml_file in (REPO / package).rglob("*.yaml"):
             assert str(yaml_file.relative_to(REPO)) in names, f"the wheel lacks {yaml_file}"
+    for typed in ("auxsearch", "methods", "orchestrator"):  # PEP 561: typed for mypy
+        assert f"{typed}/py.typed" in names, f"the wheel lacks {typed}/py.typed"
     packed = {n for n in names if not n.startswith("auxsearch-")}
     assert all((REPO / n).is_file() for n in packed), "the wheel holds files the repo has not"
 
@@ -74,12 +76,19 @@ def test_a_wheel_installed_outside_the_checkout_trains(tmp_path: Path) -> None:
             str(python),
             "-c",
             "import methods.core, orchestrator.protocols as p; print(methods.__file__);"
-            " p.load_grid_protocol(); p.load_pairs_protocol()",
+            " p.load_grid_protocol(); p.load_pairs_protocol();"
+            " import auxsearch; print(auxsearch.__file__); print(auxsearch.__version__)",
         ],
         cwd=tmp_path,
         env=env,
     )
-    assert where.strip().startswith(site), f"methods came from {where}, not the wheel"
+    methods_file, api_file, version = where.split()
+    assert methods_file.startswith(site), f"methods came from {methods_file}, not the wheel"
+    assert api_file.startswith(site), f"auxsearch came from {api_file}, not the wheel"
+    import tomllib
+
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert version == declared, "auxsearch.__version__ is not the wheel's version"
     out = _run(
         [
             str(venv / "bin" / "auxsearch"),

@@ -84,6 +84,8 @@ def _pairs(tmp_path: Path, *extra: str) -> list[str]:
             "argument --pack: 0 is not allowed; use a whole number, 1 or more, or auto",
         ),
         (["--pack", "many"], "argument --pack: 'many' is not a number"),
+        (["--storage="], "--storage is empty"),
+        (["--seed", "4294967295", "--seeds", "3"], "reaches seed 4294967297, past the largest"),
     ],
 )
 def test_pairs_mistakes(
