@@ -102,6 +102,13 @@ def test_a_pair_search_from_python_and_its_tables(
     local = auxsearch.load(out)
     pd.testing.assert_frame_equal(local.matrix, run.matrix)
     pd.testing.assert_frame_equal(local.results, run.results)
+    # a search still in stage 1 (no pair_matrix.parquet yet): the matrix of what is recorded
+    running = tmp_path / "running"
+    running.mkdir()
+    for name in ("search.json", "results.parquet"):
+        (running / name).write_bytes((out / name).read_bytes())
+    pd.testing.assert_frame_equal(auxsearch.load(running).matrix, run.matrix)
+    assert auxsearch.load(running).summary is None
     for key, value in s3_env.items():
         if key.startswith("AWS_"):
             monkeypatch.setenv(key, value)
