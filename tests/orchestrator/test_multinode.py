@@ -39,6 +39,7 @@ from .faults import (
 pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent
+_LOCAL_RAY_ENV = ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
 
 
 def _free_ports(n: int) -> list[int]:
@@ -152,7 +153,9 @@ def two_nodes(tmp_path: Path) -> Iterator[Cluster]:
     # the job's driver, which inherits the node's environment) run with the token
     token_file = _generate_token(tmp_path / "home")
     env = {
-        **{k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN")},
+        # without what a local Ray of this process (the suite's shared one) set: its
+        # token, and the switch that keeps a local Ray single-node on loopback
+        **{k: v for k, v in os.environ.items() if k not in _LOCAL_RAY_ENV},
         "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file),
         "RAY_USAGE_STATS_ENABLED": "0",
     }  # fmt: skip
