@@ -42,5 +42,6 @@ def gcs_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         yield env
 
 
+@pytest.mark.slow  # slow: `make test` keeps under 15 min on 2 cores; `make test-all` runs it
 def test_pairs_write_resume_and_pull_through_gcs(gcs_env: dict[str, str], tmp_path: Path) -> None:
     write_resume_and_pull(gcs_env, f"gs://anonymous@{BUCKET}/runs/aal", tmp_path)

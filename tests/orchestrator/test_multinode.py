@@ -251,6 +251,7 @@ def test_a_pair_search_submitted_as_a_job_runs_on_both_nodes(
     assert len({a["node_id"] for a in two_nodes.trial_actors()}) == 2
 
 
+@pytest.mark.slow  # slow: `make test` keeps under 15 min on 2 cores; `make test-all` runs it
 def test_without_the_token_no_job_runs_and_no_node_joins(
     two_nodes: Cluster, tmp_path: Path
 ) -> None:

@@ -106,6 +106,7 @@ def test_a_packed_search_equals_the_unpacked_one_cell_by_cell_and_resumes_per_ce
     )
 
 
+@pytest.mark.slow  # slow: `make test` keeps under 15 min on 2 cores; `make test-all` runs it
 @pytest.mark.integration
 def test_a_cell_that_diverges_in_a_pack_fails_alone(tmp_path: Path) -> None:
     """The fault hook gives one cell of the pack labels of +inf: it trains apart in

@@ -405,6 +405,7 @@ def test_an_out_that_becomes_unwritable_ends_in_one_sentence(tmp_path: Path) -> 
     assert "Traceback" not in proc.stderr and len(lines) < 5, proc.stderr
 
 
+@pytest.mark.slow  # slow: `make test` keeps under 15 min on 2 cores; `make test-all` runs it
 def test_adaptive_seeds_spend_seeds_where_an_open_row_needs_them(
     ray_local: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -471,6 +472,7 @@ def test_adaptive_seeds_spend_seeds_where_an_open_row_needs_them(
     assert f"{'+'.join(lost)} seed 2:" in printed  # the progress line of that cell
 
 
+@pytest.mark.slow  # slow: `make test` keeps under 15 min on 2 cores; `make test-all` runs it
 def test_lambda_halving_trains_the_best_half_and_selects_among_finalists(
     ray_local: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

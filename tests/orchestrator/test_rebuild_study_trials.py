@@ -144,6 +144,7 @@ def test_a_sweep_rebuilt_without_ray_keeps_one_trial_per_cell(
     _one_trial_per_cell(_study(out, "aal-sweep"), out, "sweep")
 
 
+@pytest.mark.slow  # slow: `make test` keeps under 15 min on 2 cores; `make test-all` runs it
 def test_a_pair_search_rebuilt_without_ray_keeps_one_trial_per_cell(
     ray_local: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
