@@ -30,7 +30,7 @@ $(TORCH_STAMP): | $(PY)
 	touch $@
 
 $(INSTALL_STAMP): pyproject.toml $(TORCH_STAMP)
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -e '.[dev,all]'
 	touch $@
 
 demo: $(INSTALL_STAMP)

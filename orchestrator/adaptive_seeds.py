@@ -72,6 +72,7 @@ import numpy as np
 from scipy import stats
 
 from .errors import UserInputError
+from .options import default
 from .pair_analysis import Values, row_test
 
 CellKey = tuple[str, ...]  # ("a",) a single-task cell, ("a", "b") sorted: a pair cell
@@ -86,10 +87,10 @@ class AdaptiveSeeds:
     """`--seeds auto`: the fewest and most seeds per cell, the test's level, and how
     sure a row must be that `max_seeds` seeds would not change its verdict."""
 
-    min_seeds: int = 2
-    max_seeds: int = 5
-    alpha: float = 0.05
-    certainty: float = 0.9
+    min_seeds: int = default("pairs", "min_seeds")
+    max_seeds: int = default("pairs", "max_seeds")
+    alpha: float = default("pairs", "alpha")
+    certainty: float = default("pairs", "certainty")
 
     def __post_init__(self) -> None:
         if isinstance(self.min_seeds, bool) or not isinstance(self.min_seeds, int):

@@ -18,6 +18,7 @@ import pyarrow as pa
 from methods.core.selection import CURVE_PREFIX
 
 from .cells import Outcome, partner_metrics, roles, split_seeds
+from .tables import EPOCH, FieldDoc, documented
 
 CURVES_FILE = "curves.parquet"
 
@@ -39,6 +40,21 @@ CURVES_SCHEMA = pa.schema(
     ],
     metadata={"auxsearch.schema": "curves/1"},
 )
+
+CURVES_DOCS: dict[str, FieldDoc] = {
+    "trial_id": ("", "the cell's id; join results.parquet on it for the cell's params"),
+    "seed": ("", "the training seed"),
+    "main_task": ("", "the run's main task"),
+    "aux_task": ("", "the partner task the metric measures"),
+    "split": ("", "val or test"),
+    "metric": ("", "the curve metric (AAL: adv_acc, probe_acc)"),
+    "epoch": (EPOCH, "the epoch whose value the row holds: every epoch, not a selection"),
+    "value": (
+        "as results.parquet's `value` for the metric; accuracies as fractions 0-1",
+        "the metric's value at `epoch`; never NaN",
+    ),
+}
+CURVES_SCHEMA = documented(CURVES_SCHEMA.empty_table(), CURVES_DOCS).schema
 
 
 def curve_rows(outcome: Outcome, *, search: str) -> list[dict[str, Any]]:

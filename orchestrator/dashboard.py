@@ -21,6 +21,7 @@ import threading
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from .errors import UserInputError
+from .extras import require
 from .study import location_to_storage_url, open_storage
 
 
@@ -54,6 +55,7 @@ def check_port_free(host: str, port: int) -> None:
 
 def serve(location: str, port: int = 8080, host: str = "127.0.0.1") -> None:
     """Serve until interrupted; prints the address first."""
+    dashboard = require("optuna_dashboard", "dashboard", "auxsearch dashboard")
     url = location_to_storage_url(location)
     storage = open_storage(url, create=False)
     if not 0 < port < 65536:
@@ -66,10 +68,8 @@ def serve(location: str, port: int = 8080, host: str = "127.0.0.1") -> None:
             file=sys.stderr,
             flush=True,
         )
-    from optuna_dashboard import wsgi
-
     try:
-        server = make_server(host, port, wsgi(storage), _server_class(host), _Handler)
+        server = make_server(host, port, dashboard.wsgi(storage), _server_class(host), _Handler)
     except OSError as exc:  # e.g. taken since the check above
         raise UserInputError(
             f"cannot listen on {host} port {port} ({exc.strerror or exc}); pass another --port"

@@ -34,6 +34,7 @@ from . import manifest
 from .cells import Cell, Outcome
 from .errors import ConfigError, UserInputError
 from .inputs import check_seeds
+from .options import default, describe
 from .protocols import load_grid_protocol
 from .results import RESULTS_FILE, ResultsLog
 from .runner import Resources
@@ -58,10 +59,10 @@ class GridSettings:
     roles: GridRoles
     protocol: dict[str, Any]  # the protocol's settings, then --config/--set for every method
     per_method: dict[str, dict[str, Any]] = field(default_factory=dict)  # --set METHOD.key=v
-    seeds: int = 1
-    seed: int = 0
-    include_self: bool = False
-    pca: int = 0
+    seeds: int = default("grid", "seeds")
+    seed: int = default("grid", "seed")
+    include_self: bool = default("grid", "include_self")
+    pca: int = 0  # principal components recorded (--pca: 10)
 
     def tests_for(self, train: str) -> list[str]:
         return [t for t in self.test if self.include_self or t != train]
@@ -79,13 +80,8 @@ class GridSettings:
         }
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "methods": list(self.methods),
-            "train": list(self.train),
-            "backbones": list(self.backbones),
-            "seeds": self.seeds,
-            "seed": self.seed,
-        }
+        """What search.json records: the options `options.GRID` marks recorded."""
+        return describe("grid", lambda name: getattr(self, name))
 
     def cell(self, method: str, backbone: str, train: str, seed: int) -> Cell:
         spec = get_method(method)
@@ -143,9 +139,9 @@ def resolve_grid(
     task: str | None = None,
     irrelevant: str | None = None,
     relevant: str | None = None,
-    seeds: int = 1,
-    seed: int = 0,
-    include_self: bool = False,
+    seeds: int = default("grid", "seeds"),
+    seed: int = default("grid", "seed"),
+    include_self: bool = default("grid", "include_self"),
     pca: int = 0,
     protocol: str | None = None,
 ) -> GridSettings:
@@ -348,15 +344,20 @@ def run_grid(
 ) -> GridResult:
     """Run (or resume) every training of the grid; write the matrix (and PCA)."""
     from .plots import pca_png
-    from .tables import write_table
+    from .tables import FRACTION, write_table
 
     resources = resources or Resources()
     resources.check_for(address)
     out = OutputDir(out_location)
     out.ensure_writable()
     with exclusive(out):
-        manifest.claim(out, settings.identity(dataset), settings.describe())
-        log = ResultsLog(out, search="grid", dataset=dataset.name)
+        identity, described = settings.identity(dataset), settings.describe()
+        manifest.claim(out, identity, described)
+        # the grid's axes (method, backbone, train_domain) are results columns already:
+        # it sweeps no setting of its own
+        log = ResultsLog(
+            out, search="grid", dataset=dataset.name, settings=described, identity=identity
+        )
         cells = grid_cells(settings)
         with StageRunner(
             dataset,
@@ -370,13 +371,43 @@ def run_grid(
             stages.run("grid: every method x backbone x train domain", cells, describe=_describe)
         ids = {c.id for c in cells}
         matrix = grid_matrix(cross_accuracies(log.rows, settings, ids), settings)
-        write_table(out, GRID_MATRIX_FILE, matrix, "grid_matrix/1")
+        docs = _matrix_docs(settings, FRACTION)
+        write_table(out, GRID_MATRIX_FILE, matrix, "grid_matrix/1", log.meta, docs)
         pca = None
         if settings.pca:
             pca = pca_table(log.rows, ids)
-            write_table(out, PCA_FILE, pca, "pca/1")
+            write_table(out, PCA_FILE, pca, "pca/1", log.meta, _pca_docs(FRACTION))
             out.write_bytes(PCA_PLOT, pca_png(pca, settings.methods))
     return GridResult(out, settings, matrix, pca, stages.trained, stages.failed)
+
+
+def _matrix_docs(settings: GridSettings, fraction: str) -> dict[str, tuple[str, str]]:
+    """(unit, description) of grid_matrix.parquet's columns."""
+    task = settings.roles.task
+    docs = {
+        "method": ("", "the method trained"),
+        "backbone": ("", "its backbone"),
+        "train_domain": ("", "the domain it trained on"),
+    }
+    for d in settings.test:
+        docs[d] = (
+            fraction,
+            f"test accuracy of the target task {task} on domain {d}, mean over seeds (at"
+            " the epoch the method selects); null where not tested or every run failed",
+        )
+        docs[f"{d}_std"] = (fraction, f"sample standard deviation (ddof=1) over seeds of {d}")
+    return docs
+
+
+def _pca_docs(fraction: str) -> dict[str, tuple[str, str]]:
+    return {
+        "method": ("", "the method trained"),
+        "backbone": ("", "its backbone"),
+        "train_domain": ("", "the domain it trained on"),
+        "test_domain": ("", "the domain whose test features were analysed"),
+        "component": ("", "the principal component's rank (1 = most variance)"),
+        "ratio": (fraction, "its explained-variance ratio on the test features, mean over seeds"),
+    }
 
 
 def format_table1(matrix: pd.DataFrame, settings: GridSettings) -> str:

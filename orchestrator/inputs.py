@@ -12,7 +12,7 @@ Every problem is a `UserInputError` naming the bad value.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,14 @@ def parse_dataset_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name.strip(), options
 
 
-def resolve_dataset(dataset: str | None, data: str | None, data_root: str | None = None) -> Dataset:
+def resolve_dataset(
+    dataset: str | None,
+    data: str | None,
+    data_root: str | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> Dataset:
+    """The data a command names. `echo` takes the progress lines of decoding a disk
+    format's images the first time (default: stderr)."""
     if dataset and data:
         raise UserInputError("give either --dataset NAME or --data FILE.npz, not both")
     if data:
@@ -75,7 +82,7 @@ def resolve_dataset(dataset: str | None, data: str | None, data_root: str | None
                 f"--dataset {name} is read from disk; add --data-root DIR, the folder that"
                 " holds it as distributed (see README, 'Real datasets, as distributed')"
             )
-        return load_from_disk(name, data_root, options, echo=_echo)
+        return load_from_disk(name, data_root, options, echo=echo or _echo)
     if data_root:
         raise UserInputError(
             f"--dataset {name} is built in and takes no --data-root; formats read from disk:"

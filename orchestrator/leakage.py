@@ -114,6 +114,46 @@ CURVE_COLUMNS = [
 
 Key = tuple[str, str, str, float, str, str]  # stage, attribute, partner, λ, metric, split
 
+# (unit, description) of each column, in the tables' field metadata (tables.documented)
+_KEY_DOCS = {
+    "stage": ("", "adversarial, or null (the null control)"),
+    "attribute": ("", "the main attribute a of the adversarial runs"),
+    "partner": ("", "the partner task b the metric reads"),
+    "lambda": ("", "the swept setting (λ) of the runs"),
+    "metric": ("", "the partner metric: adv_acc (the adversary) or probe_acc (a linear probe)"),
+    "split": ("", "val or test"),
+    "seeds": ("seeds", "seeds whose runs the row averages"),
+    "chance_low": ("fraction (0-1)", "the chance band's low end: b's rarest class share"),
+    "chance_high": ("fraction (0-1)", "the chance band's high end: b's commonest class share"),
+}
+LEAKAGE_DOCS = {
+    **_KEY_DOCS,
+    "mean": ("fraction (0-1)", "the metric's mean over seeds, each at its selected epoch"),
+    "std": ("fraction (0-1)", "its sample standard deviation (ddof=1) over seeds"),
+    "margin": ("fraction (0-1)", "the binomial margin z(1-alpha/2)·sqrt(e(1-e)/n) at the edge"),
+    "departure": (
+        "difference of fractions (0.01 = 1 percentage point)",
+        "mean over seeds of the signed distance outside the chance band (0 inside)",
+    ),
+    "verdict": ("", "chance, reads, inverted or mixed (seeds on both sides)"),
+    "worst_epoch": ("epoch (1-based)", "the epoch whose mean is furthest from chance"),
+    "worst_epoch_departure": (
+        "difference of fractions (0.01 = 1 percentage point)",
+        "the signed departure at worst_epoch",
+    ),
+}
+CURVE_DOCS = {
+    **_KEY_DOCS,
+    "epoch": ("epoch (1-based)", "the epoch the row is about (every epoch)"),
+    "mean": ("fraction (0-1)", "the metric's mean over seeds at `epoch`"),
+    "std": ("fraction (0-1)", "its sample standard deviation (ddof=1) over seeds"),
+    "departure": (
+        "difference of fractions (0.01 = 1 percentage point)",
+        "the signed distance of `mean` outside the chance band (0 inside)",
+    ),
+    "far": ("", "whether |departure| exceeds the binomial margin at alpha"),
+}
+
 
 def _grouped(
     rows: Iterable[Mapping[str, Any]],

@@ -24,7 +24,7 @@ from .adaptive_seeds import CellKey, RowState, run_rounds
 from .cells import Cell, Outcome
 from .curves import CURVES_FILE
 from .lambda_halving import survivors
-from .leakage import chance_bands, leakage_frames, leakage_metrics
+from .leakage import CURVE_DOCS, LEAKAGE_DOCS, chance_bands, leakage_frames, leakage_metrics
 from .pair_analysis import (
     Partner,
     Values,
@@ -46,9 +46,9 @@ from .pairs_plan import (
 from .plots import heatmap_png, lambda_sweep_png
 from .recovery import OUTCOME_ATTR, outcome_record, study_outcomes
 from .redact import redact
-from .results import RESULTS_FILE, ResultsLog
+from .results import RESULTS_FILE, ResultsLog, SweptSetting, swept_setting
 from .runner import Resources
-from .stage3_report import Stage3Runs, extend_summary, lambda_sweep_frame
+from .stage3_report import LAMBDA_DOCS, Stage3Runs, extend_summary, lambda_sweep_frame
 from .stages import StageRunner, val_scores
 from .storage import OutputDir
 from .study import (
@@ -76,6 +76,9 @@ from .tables import (
 )
 
 Echo = Callable[[str], None]
+
+# a log study's λ, in the runs whose λ set holds 0 (LambdaStudy.lambda_param)
+LINEAR_SUFFIX = "_linear"
 
 
 @dataclass
@@ -134,6 +137,52 @@ class LambdaStudy:
     name: str
     results: ResultsLog
 
+    # λ's scale in the dashboard. Optuna compares every distribution it records for a
+    # parameter name with the one the study already holds: a float range may move
+    # (only `log` must match) but a categorical's choices may not, so λ is a float
+    # range, never a choice (a longer --lambdas would be refused). The paper's λ are
+    # spread over decades (0.01 … 1), so λ is recorded on a log scale, which the
+    # dashboard's plots and importances then use; a log range cannot hold λ = 0.
+    # The scale of a study is settled by its first λ trial and never changes:
+    # - a new study: log when every λ > 0, linear when its λ set holds 0;
+    # - a study that holds λ linear (begun with λ = 0, or written by auxsearch
+    #   before λ had a log scale) stays linear under any later λ set;
+    # - a log study rerun with λ = 0 among its λs records that run's trials under
+    #   the linear companion `<sweep>_linear`: the only change of λ set that cannot
+    #   stay on the study's scale, and its earlier trials keep theirs.
+    # Trials of one run always share one space (CellSearch asks for every key of it),
+    # so λ = 0 cannot be left out of one trial's λ alone. A conditional λ would also
+    # drop λ from Optuna's importances, which use only the keys every trial holds.
+    _lambda_key: tuple[str, bool] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def lambda_param(self) -> tuple[str, bool]:
+        """The name this run records λ under in the study, and whether on a log scale."""
+        if self._lambda_key is None:
+            sweep = self.settings.protocol.sweep
+            positive = min(self.settings.lambdas) > 0
+            held = self._held_log(sweep)
+            if held is None:  # no λ trial yet: the study takes this run's scale
+                self._lambda_key = (sweep, positive)
+            elif held and not positive:
+                self._lambda_key = (f"{sweep}{LINEAR_SUFFIX}", False)
+            else:
+                self._lambda_key = (sweep, held)
+        return self._lambda_key
+
+    def _held_log(self, name: str) -> bool | None:
+        """The log flag of the distribution the study holds for `name`; None: none."""
+        try:
+            study_id = self.storage.get_study_id_from_name(self.name)
+        except KeyError:
+            return None
+        for t in self.storage.get_all_trials(study_id, deepcopy=False):
+            dist = t.distributions.get(name)
+            if dist is not None:
+                return bool(getattr(dist, "log", False))
+        return None
+
     def space(self) -> dict[str, Any]:
         from optuna.distributions import (
             CategoricalDistribution,
@@ -143,13 +192,20 @@ class LambdaStudy:
 
         lams = self.settings.lambdas
         seeds = seed_values(self.settings)
+        name, log = self.lambda_param()
         # Optuna refuses a parameter whose distribution changes kind or choices
         # between runs of a study: keep them stable across reruns and extensions.
         return {
             "main": CategoricalDistribution(sorted(self.settings.attributes)),
-            self.settings.protocol.sweep: FloatDistribution(min(lams), max(lams)),
+            name: FloatDistribution(min(lams), max(lams), log=log),
             "seed": IntDistribution(min(seeds), max(seeds)),
         }
+
+    def lambda_of(self, params: Mapping[str, Any]) -> float:
+        """A trial's λ, under whichever name its run recorded it."""
+        sweep = self.settings.protocol.sweep
+        key = sweep if sweep in params else f"{sweep}{LINEAR_SUFFIX}"
+        return float(params[key])
 
     def user_attrs(self) -> dict[str, Any]:
         return {
@@ -172,9 +228,10 @@ class LambdaStudy:
         value = outcome.metrics.get("val/mean_acc")
         ok = outcome.status == "ok" and value is not None
         sweep = self.settings.protocol.sweep
+        lam = self.lambda_param()[0]
         study.add_trial(
             optuna.trial.create_trial(
-                params={"main": cell.tasks[0], sweep: float(cell.params[sweep]), "seed": cell.seed},
+                params={"main": cell.tasks[0], lam: float(cell.params[sweep]), "seed": cell.seed},
                 distributions=self.space(),
                 value=value if ok else None,
                 state=TrialState.COMPLETE if ok else TrialState.FAIL,
@@ -195,10 +252,12 @@ class LambdaStudy:
         sweep = self.settings.protocol.sweep
         by_point = {(c.tasks[0], float(c.params[sweep]), c.seed): c for c in todo}
         space = self.space()
+        lam_key = self.lambda_param()[0]
         retrain = self._finished_unrecorded(todo)
 
         def cell_of(params: dict[str, Any], number: int) -> Cell:
-            return by_point[(params["main"], float(params[sweep]), int(params["seed"]))]
+            # a trial retrained from an earlier run may hold λ under the other name
+            return by_point[(params["main"], self.lambda_of(params), int(params["seed"]))]
 
         return CellSearch(
             space=space,
@@ -209,7 +268,7 @@ class LambdaStudy:
             make_cell=cell_of,
             user_attrs=self.user_attrs(),
             points=[
-                {"main": m, sweep: lam, "seed": s}
+                {"main": m, lam_key: lam, "seed": s}
                 for (m, lam, s), c in by_point.items()
                 if c.id not in retrain
             ],
@@ -261,7 +320,8 @@ def run_pairs(
         claim_study(rdb, study_name, identity, study_url)
     out.ensure_writable()
     with exclusive(out):
-        resumed = manifest.claim(out, identity, settings.describe())
+        described = settings.describe()
+        resumed = manifest.claim(out, identity, described)
         if rdb is None:  # the SQLite file inside --out, created now that --out is ours
             rdb = open_storage(study_url)
             claim_study(rdb, study_name, identity, study_url)
@@ -270,6 +330,9 @@ def run_pairs(
             search="pairs",
             dataset=dataset.name,
             study_records=lambda: study_outcomes(rdb, study_name),
+            swept=[swept_column(settings)],
+            settings=described,
+            identity=identity,
         )
         lambda_study = LambdaStudy(settings, dataset.name, rdb, study_name, log)
         with StageRunner(
@@ -284,6 +347,18 @@ def run_pairs(
             result = _run_stages(dataset, settings, out, log, stages, lambda_study, echo)
     result.resumed = resumed
     return result
+
+
+def swept_column(settings: PairsSettings) -> SweptSetting:
+    """results.parquet's column of the protocol's swept setting (AAL's λ, `lam`): the
+    value of each stage-3 cell, null for stage 1 (which sweeps nothing)."""
+    return swept_setting(
+        settings.protocol.sweep,
+        settings.lambdas,
+        method=settings.protocol.adversarial,
+        stages=("adversarial", "null"),
+        note="null on stage-1 rows (single and pair runs), which sweep nothing",
+    )
 
 
 def _run_stages(
@@ -360,7 +435,8 @@ def _run_stages(
     )
     auto = settings.adaptive
     seeds_meta = f"auto:{auto.min_seeds}-{auto.max_seeds}" if auto else settings.seeds
-    write_parquet(out, PAIR_MATRIX_FILE, pair_matrix_table(mean, std, seeds_meta, counts))
+    meta = log.meta
+    write_parquet(out, PAIR_MATRIX_FILE, pair_matrix_table(mean, std, seeds_meta, counts), meta)
     runs = Stage3Runs(ids1, adv_ids, null_ids, sweep)
     sweep_frame = lambda_sweep_frame(log.rows, partners, runs)
     domain = dataset.domain(settings.domain)
@@ -384,14 +460,14 @@ def _run_stages(
         leakage=leakage,
         alpha=settings.alpha,
     )
-    write_parquet(out, SUMMARY_FILE, summary_arrow(summary))
+    write_parquet(out, SUMMARY_FILE, summary_arrow(summary), meta)
     if rows is not None:
-        write_parquet(out, ADAPTIVE_FILE, adaptive_table(rows))
+        write_parquet(out, ADAPTIVE_FILE, adaptive_table(rows), meta)
     out.write_bytes(HEATMAP_FILE, heatmap_png(mean, {a: p.partners for a, p in partners.items()}))
     if len(sweep_frame):
-        write_table(out, LAMBDA_SWEEP_FILE, sweep_frame, "lambda_sweep/1")
-        write_table(out, LEAKAGE_FILE, leakage, "leakage/1")
-        write_table(out, LEAKAGE_CURVES_FILE, leakage_curves, "leakage_curves/1")
+        write_table(out, LAMBDA_SWEEP_FILE, sweep_frame, "lambda_sweep/1", meta, LAMBDA_DOCS)
+        write_table(out, LEAKAGE_FILE, leakage, "leakage/1", meta, LEAKAGE_DOCS)
+        write_table(out, LEAKAGE_CURVES_FILE, leakage_curves, "leakage_curves/1", meta, CURVE_DOCS)
         single = {
             a: (summary_value(summary, a, "sin"), summary_value(summary, a, "sin_test"))
             for a in settings.attributes

@@ -26,6 +26,7 @@ from .adaptive_seeds import AdaptiveSeeds, CellKey
 from .cells import Cell
 from .errors import ConfigError, UserInputError
 from .inputs import check_seeds
+from .options import check_goes_with, default, describe
 from .pair_analysis import Partner
 from .protocols import PairsProtocol, load_pairs_protocol
 from .spaces import bundled_space_path, load_space
@@ -40,15 +41,19 @@ class PairsSettings:
     adversarial: dict[str, Any]  # the adversarial method's own (e.g. adversary_loss)
     lambdas: tuple[float, ...]
     protocol: PairsProtocol = field(default_factory=load_pairs_protocol)
-    seeds: int = 1  # with `adaptive`: its min_seeds, the seeds of stage 3
-    seed: int = 0
+    seeds: int = default("pairs", "seeds")  # with `adaptive`: its min_seeds, stage 3's seeds
+    seed: int = default("pairs", "seed")
     adaptive: AdaptiveSeeds | None = None  # `--seeds auto`
-    adversaries: str = "worst"  # "worst": the paper's pairwise AAL; "all": every negative partner
-    alpha: float = 0.05
-    require_significant: bool = False
-    null_control: bool = False  # stage 3 again with the protocol's null-control settings
-    lambda_search: str = "grid"  # "halving": successive halving over λ (lambda_halving.py)
-    reduction_factor: int = 2  # halving: ⌈n / reduction_factor⌉ λ values go on per round
+    # "worst": the paper's pairwise AAL; "all": every negative partner
+    adversaries: str = default("pairs", "adversaries")
+    alpha: float = default("pairs", "alpha")
+    require_significant: bool = default("pairs", "require_significant")
+    # stage 3 again with the protocol's null-control settings
+    null_control: bool = default("pairs", "null_control")
+    # "halving": successive halving over λ (lambda_halving.py)
+    lambda_search: str = default("pairs", "lambda_search")
+    # halving: ⌈n / reduction_factor⌉ λ values go on per round
+    reduction_factor: int = default("pairs", "reduction_factor")
     domain: str = field(default="")
 
     def identity(self, dataset: Dataset) -> dict[str, Any]:
@@ -61,31 +66,16 @@ class PairsSettings:
         }
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "attributes": list(self.attributes),
-            "lambdas": list(self.lambdas),
-            "seeds": "auto" if self.adaptive else self.seeds,
-            **(
-                {
-                    "min_seeds": self.adaptive.min_seeds,
-                    "max_seeds": self.adaptive.max_seeds,
-                    "certainty": self.adaptive.certainty,
-                }
-                if self.adaptive
-                else {}
-            ),
-            "seed": self.seed,
-            "adversaries": self.adversaries,
-            "alpha": self.alpha,
-            "require_significant": self.require_significant,
-            "null_control": self.null_control,
-            "lambda_search": self.lambda_search,
-            **(
-                {"reduction_factor": self.reduction_factor}
-                if self.lambda_search == "halving"
-                else {}
-            ),
-        }
+        """What search.json records: the options `options.PAIRS` marks recorded."""
+        return describe("pairs", self._option_value)
+
+    def _option_value(self, name: str) -> Any:
+        if self.adaptive is not None:
+            if name == "seeds":
+                return "auto"
+            if name in ("min_seeds", "max_seeds", "certainty"):
+                return getattr(self.adaptive, name)
+        return getattr(self, name)
 
 
 def default_lambdas(protocol: PairsProtocol) -> tuple[float, ...]:
@@ -106,19 +96,31 @@ def resolve_settings(
     attributes: Sequence[str] | None,
     overrides: Mapping[str, Any],
     lambdas: Sequence[float] | None = None,
-    seeds: int | str = 1,
-    seed: int = 0,
-    adversaries: str = "worst",
-    alpha: float = 0.05,
-    require_significant: bool = False,
-    null_control: bool = False,
+    seeds: int | str = default("pairs", "seeds"),
+    seed: int = default("pairs", "seed"),
+    adversaries: str = default("pairs", "adversaries"),
+    alpha: float = default("pairs", "alpha"),
+    require_significant: bool = default("pairs", "require_significant"),
+    null_control: bool = default("pairs", "null_control"),
     min_seeds: int | None = None,
     max_seeds: int | None = None,
     certainty: float | None = None,
-    lambda_search: str = "grid",
+    lambda_search: str = default("pairs", "lambda_search"),
     reduction_factor: int | None = None,
 ) -> PairsSettings:
-    """Validate a pair search completely, before anything is trained or written."""
+    """Validate a pair search completely, before anything is trained or written.
+    Each argument is the option of its name (`options.PAIRS`); None: not given."""
+    check_goes_with(
+        "pairs",
+        {
+            "seeds": seeds,
+            "min_seeds": min_seeds,
+            "max_seeds": max_seeds,
+            "certainty": certainty,
+            "lambda_search": lambda_search,
+            "reduction_factor": reduction_factor,
+        },
+    )
     protocol = load_pairs_protocol()
     owned_keys = protocol.owned_keys()
     owned = sorted(set(overrides) & owned_keys)
@@ -164,14 +166,12 @@ def resolve_settings(
     adaptive = None
     if seeds == "auto":
         adaptive = AdaptiveSeeds(
-            min_seeds=2 if min_seeds is None else min_seeds,
-            max_seeds=5 if max_seeds is None else max_seeds,
+            min_seeds=default("pairs", "min_seeds") if min_seeds is None else min_seeds,
+            max_seeds=default("pairs", "max_seeds") if max_seeds is None else max_seeds,
             alpha=alpha,
-            **({} if certainty is None else {"certainty": certainty}),
+            certainty=default("pairs", "certainty") if certainty is None else certainty,
         )
         seeds = adaptive.min_seeds
-    elif min_seeds is not None or max_seeds is not None or certainty is not None:
-        raise UserInputError("--min-seeds, --max-seeds and --certainty go with --seeds auto")
     if isinstance(seeds, str):
         raise UserInputError(f"--seeds {seeds} is not allowed; use a whole number or auto")
     check_seeds(seeds, first=seed)
@@ -190,9 +190,8 @@ def resolve_settings(
         raise UserInputError("--require-significant needs --seeds 2 or more")
     if lambda_search not in ("grid", "halving"):
         raise UserInputError(f"--lambda-search {lambda_search}: choose grid or halving")
-    if reduction_factor is not None and lambda_search != "halving":
-        raise UserInputError("--reduction-factor goes with --lambda-search halving")
-    reduction_factor = 2 if reduction_factor is None else reduction_factor
+    if reduction_factor is None:
+        reduction_factor = default("pairs", "reduction_factor")
     if reduction_factor < 2:
         raise UserInputError(
             f"--reduction-factor {reduction_factor} is not allowed; give a whole number ≥ 2"

@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Iterator
+import signal
+import threading
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 
 import ray
@@ -49,30 +51,66 @@ _LOOPBACK_ENV = {
 }
 
 
+def _set_env(values: Mapping[str, str | None]) -> None:
+    """Set (or, for None, remove) each variable."""
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @contextmanager
 def _local_only() -> Iterator[None]:
-    """Loopback binding and token authentication for a cluster we start."""
+    """Loopback binding and token authentication for a cluster we start, for the
+    length of the block (`ray.init`): the processes Ray starts meanwhile (GCS,
+    raylet, and the workers the raylet starts later) keep the environment they
+    were given; this process keeps the token Ray loaded (the C++ loader caches
+    it) and the token mode (cached with Ray's config), so a session needs neither
+    variable after `ray.init`, and the caller's environment is put back then:
+    what a library user starts during a search does not inherit the token."""
     saved = {k: os.environ.get(k) for k in (*_LOOPBACK_ENV, "RAY_AUTH_MODE")}
-    enable_cluster = ray_constants.ENABLE_RAY_CLUSTER
     os.environ.update(_LOOPBACK_ENV)
     # Unset, Ray (>= 2.59) turns token mode on for a new local cluster and reloads
     # its config; set to "token" by hand it would skip that reload in this process.
     os.environ.pop("RAY_AUTH_MODE", None)
+    try:
+        yield
+    finally:
+        _set_env(saved)  # RAY_AUTH_MODE too, which Ray set to "token" for its processes
+
+
+@contextmanager
+def _loopback_constant() -> Iterator[None]:
+    """Ray's laptop switch in this process, for the whole session: the driver's own
+    address lookups (Ray's, Tune's) keep giving 127.0.0.1, the address its node has."""
+    enable_cluster = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = enable_cluster
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+
+
+@contextmanager
+def _sigterm_restored() -> Iterator[None]:
+    """The SIGTERM handler the caller had, put back when the session ends (`ray.init`
+    installs Ray's, `stop_on_sigterm` ours; a library caller keeps neither)."""
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if on_main_thread else None
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: not installed from Python, nothing to put back
+            signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
-    """Join `address` (or RAY_ADDRESS), else start a local Ray; shut down what we started."""
+    """Join `address` (or RAY_ADDRESS), else start a local Ray; shut down what we started.
+
+    The caller's environment is its own again once Ray has started, and its SIGTERM
+    handler once the session ends."""
     if ray.is_initialized():
         yield
         return
@@ -88,10 +126,11 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         # behind even after that cluster is gone (the run then hangs connecting).
         address = "local"
         kwargs.update(include_dashboard=False, num_cpus=num_cpus)
-    with _local_only() if local else nullcontext():
+    with _sigterm_restored(), _loopback_constant() if local else nullcontext():
         # Ray's notice that it turned token authentication on is about our choice.
         logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
-        ray.init(address=address, **kwargs)  # type: ignore[arg-type]
+        with _local_only() if local else nullcontext():
+            ray.init(address=address, **kwargs)  # type: ignore[arg-type]
         stop_on_sigterm()
         for name in ("ray.tune", "ray.train", "ray.air"):
             logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -35,6 +35,7 @@ from methods.data import Dataset
 from . import ray_session  # noqa: F401  (selects Ray Tune's quiet console reporter)
 from .cells import FINAL_KEY, PACK_KEY, WALL_KEY, Cell, Outcome, trial_metrics
 from .errors import UserInputError
+from .options import PACK, RAY
 from .packs import plan_packs
 from .storage import OutputDir
 from .trainable import run_trial
@@ -46,6 +47,9 @@ from .trainable import run_trial
 AUTO_GPU_PACK = 64
 
 
+RAY_DEFAULTS = {o.name: o.default for o in (*RAY, PACK)}
+
+
 @dataclass(frozen=True)
 class Resources:
     """What each trial gets and how many run at once.
@@ -54,39 +58,24 @@ class Resources:
     schedules by it but does not cap a trial's GPU memory.
     """
 
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
+    cpus_per_trial: float = RAY_DEFAULTS["cpus_per_trial"]
+    gpus_per_trial: float = RAY_DEFAULTS["gpus_per_trial"]
     max_concurrent: int | None = None  # None: as many as the resources allow
-    max_failures: int = 1  # retries of a trial that raises or diverges
-    pack: int | str = "auto"  # cells per trial trained as one fused network (packs.py)
+    # retries of a trial that raises or diverges
+    max_failures: int = RAY_DEFAULTS["max_failures"]
+    # cells per trial trained as one fused network (packs.py)
+    pack: int | str = RAY_DEFAULTS["pack"]
 
     def __post_init__(self) -> None:
-        if not self.cpus_per_trial > 0:
-            raise UserInputError(f"--cpus-per-trial {self.cpus_per_trial:g} must be > 0")
+        # the flags' own declarations (options.RAY), for callers that build this directly
+        for option in (*RAY, PACK):
+            if option.name != "address":
+                option.check("Resources", getattr(self, option.name))
         if self.cpus_per_trial > 1 and not float(self.cpus_per_trial).is_integer():
             # above one CPU the value is also the trial's torch threads: 1.5 would mean 1
             raise UserInputError(
                 f"--cpus-per-trial {self.cpus_per_trial:g} is not allowed; use a fraction"
                 " below 1 (trials share a CPU) or a whole number (also its torch threads)"
-            )
-        if not 0 <= self.gpus_per_trial < float("inf"):
-            raise UserInputError(
-                f"--gpus-per-trial {self.gpus_per_trial:g} is not allowed; use a finite number,"
-                " 0 or more"
-            )
-        whole = isinstance(self.pack, int) and not isinstance(self.pack, bool)
-        if self.pack != "auto" and not (whole and int(self.pack) >= 1):
-            raise UserInputError(
-                f"--pack {self.pack} is not allowed; use a whole number ≥ 1 or auto"
-            )
-        if self.max_concurrent is not None and self.max_concurrent < 1:
-            raise UserInputError(
-                f"--max-concurrent {self.max_concurrent} is not allowed; use a whole number,"
-                " 1 or more (or leave it out: as many as the resources allow)"
-            )
-        if self.max_failures < 0:
-            raise UserInputError(
-                f"--max-failures {self.max_failures} is not allowed; use a whole number, 0 or more"
             )
 
     def pack_size(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -28,27 +29,35 @@ from .storage import OutputDir
 from .study import open_storage
 from .tables import LAMBDA_SWEEP_FILE, LEAKAGE_FILE, PAIR_MATRIX_FILE, SUMMARY_FILE
 
+Say = Callable[[str], None]
 
-def print_pairs_result(result: PairsResult) -> None:
-    print()
-    print("Pair matrix: val accuracy (%) of a (row) trained with b (column); diagonal = alone")
-    print(format_matrix(result.mean, result.std))
-    print()
-    print(
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def print_pairs_result(result: PairsResult, say: Say = print, warn: Say = _to_stderr) -> None:
+    """The pair matrix, the AAL summary, stage 3's λ sweep and the files, to `say`;
+    failed cells and val/test disagreements to `warn`."""
+    say("")
+    say("Pair matrix: val accuracy (%) of a (row) trained with b (column); diagonal = alone")
+    say(format_matrix(result.mean, result.std))
+    say("")
+    say(
         "Summary (the layout of the AAL paper's Table 3): test accuracy (%) at the λ and"
         " epochs chosen on val; 'val adv-sin' is selected on the split it reports"
     )
-    print(format_summary(result.summary))
-    _print_stage3(result.summary, result.lambda_sweep, result.leakage)
+    say(format_summary(result.summary))
+    _print_stage3(result.summary, result.lambda_sweep, result.leakage, say, warn)
     if result.rows is not None:
-        print()
-        print("Adaptive seeds (--seeds auto): each row's decision after its last round")
-        print(format_adaptive(result.rows))
+        say("")
+        say("Adaptive seeds (--seeds auto): each row's decision after its last round")
+        say(format_adaptive(result.rows))
     if result.failed:
-        print(f"\n{failed_cells_note(result.failed)}", file=sys.stderr)
-    print(f"\ntrained {result.trained} cell(s){' (resumed)' if result.resumed else ''}; files:")
+        warn(f"\n{failed_cells_note(result.failed)}")
+    say(f"\ntrained {result.trained} cell(s){' (resumed)' if result.resumed else ''}; files:")
     for path in result.files():
-        print(f"  {path}")
+        say(f"  {path}")
 
 
 def load_matrix(out: OutputDir) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -98,31 +107,35 @@ def show_dir(location: str) -> None:
 
 
 def _print_stage3(
-    summary: pd.DataFrame, sweep: pd.DataFrame | None, leakage: pd.DataFrame | None
+    summary: pd.DataFrame,
+    sweep: pd.DataFrame | None,
+    leakage: pd.DataFrame | None,
+    say: Say = print,
+    warn: Say = _to_stderr,
 ) -> None:
     """The gain test on test, the λ sweep with the adversary's leakage, and the
-    val/test disagreement warnings (on stderr)."""
+    val/test disagreement warnings (to `warn`)."""
     gains = format_gains(summary)
     if gains is not None:
-        print()
-        print(
+        say("")
+        say(
             "Gain on test (points), paired by seed, each arm at its own λ chosen on val;"
             " leakage: the partner read far from chance at the chosen λ"
         )
-        print(gains)
+        say(gains)
     if sweep is not None and len(sweep):
-        print()
-        print(
+        say("")
+        say(
             "λ sweep: accuracy (%) of the attribute, * = chosen on val; the partner's"
             " accuracy (%) at the selected epoch, marked where far from chance"
             " (reads: the features carry it; inverted: read backwards)"
         )
-        print(format_lambda_sweep(sweep, leakage))
+        say(format_lambda_sweep(sweep, leakage))
     for r in summary.to_dict("records"):
         note = r.get("note")
         if isinstance(note, str) and "val and test disagree" in note:
             warning = note[note.index("val and test disagree") :]
-            print(f"auxsearch: warning: {r['attribute']}: {warning}", file=sys.stderr)
+            warn(f"auxsearch: warning: {r['attribute']}: {warning}")
 
 
 def show_running_pairs(out: OutputDir) -> None:

@@ -49,6 +49,21 @@ LAMBDA_COLUMNS = [
 ]
 
 
+# (unit, description) of lambda_sweep.parquet's columns (tables.documented)
+LAMBDA_DOCS = {
+    "stage": ("", "adversarial, or null (the null control)"),
+    "attribute": ("", "the main attribute a"),
+    "partner": ("", "its partner(s) b, joined by +"),
+    "lambda": ("", "the swept setting (λ) of the runs"),
+    "seeds": ("seeds", "seeds with a validation accuracy at this λ"),
+    "val_acc": ("fraction (0-1)", "validation accuracy of a, mean over seeds"),
+    "val_acc_std": ("fraction (0-1)", "its sample standard deviation (ddof=1) over seeds"),
+    "test_acc": ("fraction (0-1)", "test accuracy of a, mean over seeds"),
+    "test_acc_std": ("fraction (0-1)", "its sample standard deviation (ddof=1) over seeds"),
+    "chosen": ("", "whether validation chose this λ"),
+}
+
+
 @dataclass(frozen=True)
 class Stage3Runs:
     """The cell ids of each kind of run the summary reads."""

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import OutputError, UserInputError, short_reason
+from .extras import require
 from .manifest import first_difference
 from .redact import redact
 from .storage import OutputDir
@@ -54,6 +55,10 @@ def check_storage_url(url: str, flag: str = "--storage", *, must_exist: bool = F
             f"{flag} {shown}: {dialect}:// is not a database Optuna keeps studies in; {example}"
             f" (dialects: {', '.join(STORAGE_DIALECTS)})"
         )
+    if dialect == "postgresql" and _driver(url) in ("", "psycopg"):
+        # the driver we name (open_storage), an extra: refused here, before a search
+        # trains or writes anything, rather than when the study is first opened
+        require("psycopg", "postgres", "a postgresql:// study storage")
     if dialect == "sqlite":
         target = url.split("://", 1)[1].split("?", 1)[0]
         if target in ("", "/", "/:memory:"):
@@ -71,6 +76,12 @@ def check_storage_url(url: str, flag: str = "--storage", *, must_exist: bool = F
         if must_exist and not path.is_file():
             raise UserInputError(f"{flag} {shown}: {path} does not exist; give an existing study")
     return url
+
+
+def _driver(url: str) -> str:
+    """The driver a database URL names (`postgresql+psycopg://` -> psycopg), "" if none."""
+    scheme = url.split("://", 1)[0]
+    return scheme.split("+", 1)[1].lower() if "+" in scheme else ""
 
 
 def storage_url(out: OutputDir, url: str | None) -> str:

@@ -31,10 +31,11 @@ from . import manifest
 from .cells import Cell, Outcome
 from .errors import SearchInterrupted, UserInputError
 from .inputs import check_seeds
+from .options import default
 from .progress import Progress
 from .recovery import study_outcomes
 from .redact import redact
-from .results import RESULTS_FILE, ResultsLog
+from .results import RESULTS_FILE, ResultsLog, SweptSetting, swept_setting
 from .runner import CellRunner, Resources
 from .searcher import finite_points
 from .spaces import SearchSpace
@@ -61,12 +62,14 @@ class SweepSettings:
     base: dict[str, Any]  # fixed values of the space file, then --config/--set
     trials: int
     metric: str = DEFAULT_METRIC
-    mode: str = "max"
-    scheduler: str = "asha"
-    sampler: str = "tpe"  # tpe | random | grid (every point of a space of choices)
-    grace_period: int = 1  # ASHA: epochs (across seeds) before a trial can be stopped
-    seeds: int = 1
-    seed: int = 0
+    mode: str = default("sweep", "mode")
+    scheduler: str = default("sweep", "scheduler")
+    # tpe | random | grid (every point of a space of choices)
+    sampler: str = default("sweep", "sampler")
+    # ASHA: epochs (across seeds) before a trial can be stopped
+    grace_period: int = default("sweep", "grace_period")
+    seeds: int = default("sweep", "seeds")
+    seed: int = default("sweep", "seed")
     study: str = ""
     domain: str = ""
     tasks: tuple[str, ...] = ()
@@ -135,12 +138,12 @@ def resolve_sweep(
     overrides: Mapping[str, Any],
     trials: int | None,
     metric: str | None = None,
-    mode: str = "max",
-    scheduler: str = "asha",
-    sampler: str = "tpe",
-    grace_period: int = 1,
-    seeds: int = 1,
-    seed: int = 0,
+    mode: str = default("sweep", "mode"),
+    scheduler: str = default("sweep", "scheduler"),
+    sampler: str = default("sweep", "sampler"),
+    grace_period: int = default("sweep", "grace_period"),
+    seeds: int = default("sweep", "seeds"),
+    seed: int = default("sweep", "seed"),
     study: str = "",
 ) -> SweepSettings:
     """Validate a sweep completely, before anything is trained or written."""
@@ -237,6 +240,14 @@ def _check_metric(metric: str, mode: str, objectives: Mapping[str, Goal]) -> Non
         raise UserInputError(f"--metric {metric} is better {better}; pass --mode {goal}")
 
 
+def swept_columns(settings: SweepSettings) -> list[SweptSetting]:
+    """results.parquet's columns of the searched keys, one per key of the space."""
+    return [
+        swept_setting(key, p.values, kind=p.kind, method=settings.method)
+        for key, p in settings.space.params.items()
+    ]
+
+
 @dataclass
 class SweepResult:
     out: OutputDir
@@ -246,6 +257,7 @@ class SweepResult:
     best: dict[str, Any] | None
     trained: int = 0
     failed: list[str] = field(default_factory=list)
+    resumed: bool = False  # --out held this search already: the call continued it
 
     def files(self) -> list[str]:
         names = (RESULTS_FILE, manifest.MANIFEST, STORAGE_FILE)
@@ -309,7 +321,8 @@ def run_sweep(
     out.ensure_writable()
     with exclusive(out):
         identity = {**settings.identity(dataset), "storage": redact(storage or "inside --out")}
-        manifest.claim(out, identity, {"trials": settings.trials, "storage": redact(url)})
+        described = {"trials": settings.trials, "storage": redact(url)}
+        resumed = manifest.claim(out, identity, described)
         if not storage:  # the SQLite file inside --out, created now that --out is ours
             rdb = open_storage(url)
             claim_study(rdb, settings.study, settings.identity(dataset), url, minimize=minimize)
@@ -337,6 +350,9 @@ def run_sweep(
             search="sweep",
             dataset=dataset.name,
             study_records=lambda: study_outcomes(rdb, settings.study),
+            swept=swept_columns(settings),
+            settings=described,
+            identity=identity,
         )
         # finished trials whose cells neither results.parquet nor any record holds
         # (ray/ gone, a study of an older auxsearch): trained again as the same trials
@@ -419,4 +435,4 @@ def run_sweep(
             "params": b.params,
             "cell": b.user_attrs.get("cell"),
         }
-    return SweepResult(out, url, settings.study, counts, best, trained, failed)
+    return SweepResult(out, url, settings.study, counts, best, trained, failed, resumed)

@@ -55,6 +55,9 @@ def test_a_pair_search_from_python_and_its_tables(
     assert any(line.startswith("stage 1: single-task and pair runs: 6 cell(s)") for line in lines)
     assert sum("[stage 1 " in line for line in lines) == 6
     assert any("pair search done: trained" in line for line in lines)
+    # the summary the CLI prints, to the logger: the same lines, the same matrix
+    assert any(line.startswith("Pair matrix: val accuracy") for line in lines)
+    assert any(line.startswith("Summary (the layout of the AAL paper's Table 3)") for line in lines)
     printed = capsys.readouterr()
     assert "stage 1" not in printed.out and "Pair matrix" not in printed.out
     assert "[stage 1 " not in printed.err
@@ -150,6 +153,7 @@ def test_a_sweep_from_python_gives_its_trials(
     )
     assert run.kind == "sweep" and run.trained == 2 and run.ok
     assert sum("[sweep " in line for line in _progress(caplog)) == 2
+    assert any(line.startswith("best: trial #") for line in _progress(caplog))
     trials = run.trials
     assert trials is not None and len(trials) == 2
     assert sorted(trials["params_lam"]) == [0.1, 1.0]

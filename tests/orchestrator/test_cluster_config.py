@@ -18,6 +18,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from packaging.requirements import Requirement
 from ray.autoscaler._private.util import prepare_config, validate_config
 
 FILES = ("cluster.yaml", "cluster.local.yaml")
@@ -80,16 +81,156 @@ def test_aws_cluster_has_a_cpu_head_and_an_autoscaling_gpu_worker() -> None:
     assert gpu["node_config"]["InstanceType"].startswith(("g4", "g5", "g6", "p3", "p4", "p5"))
     assert gpu["min_workers"] == 0 < gpu["max_workers"] <= config["max_workers"]
     assert config["provider"]["type"] == "aws"
-    assert all(t["node_config"]["ImageId"] == "latest_dlami" for t in types.values())
+
+
+# an editable install of this checkout, with the extras named: -e . or -e '.[a,b]'
+EDITABLE = re.compile(r"""pip install .*-e ['"]?\.(?:\[([\w,]+)\])?['"]?(?:\s|$)""")
+
+
+def installed_extras(commands: list[str]) -> set[str] | None:
+    """The extras an editable install of the project among `commands` names (None: no
+    such install)."""
+    found = None
+    for command in commands:
+        if "~/auxsearch" in command and (m := EDITABLE.search(command)):
+            found = (found or set()) | set(filter(None, (m.group(1) or "").split(",")))
+    return found
+
+
+def test_the_install_check_reads_extras() -> None:
+    assert installed_extras(["cd ~/auxsearch && pip install -q -e ."]) == set()
+    assert installed_extras(["cd ~/auxsearch && pip install -e '.[postgres,cloud]'"]) == {
+        "postgres", "cloud"
+    }  # fmt: skip
+    assert installed_extras(["pip install -q torch==2.14.1"]) is None
 
 
 @pytest.mark.parametrize("name", FILES)
 def test_every_node_installs_this_project(name: str) -> None:
     config = _load(name)
     assert config["file_mounts"]["~/auxsearch"] == "."
-    assert any(
-        "~/auxsearch" in c and "pip install" in c and "-e ." in c for c in config["setup_commands"]
-    )
+    assert installed_extras(config["setup_commands"]) is not None
+
+
+def _pyproject() -> dict:
+    tomllib = pytest.importorskip("tomllib")
+    return dict(tomllib.loads((REPO / "pyproject.toml").read_text())["project"])
+
+
+def _requirement(requirements: list[str], name: str) -> Requirement:
+    (found,) = [r for r in map(Requirement, requirements) if r.name == name]
+    return found
+
+
+def makefile_torch() -> tuple[str, list[str]]:
+    """The Python version and the torch/torchvision pins the Makefile installs on x86_64
+    (the branch that is not aarch64's), read from the Makefile itself."""
+    text = (REPO / "Makefile").read_text()
+    python = re.search(r"x86_64 \+ Python (\d+\.\d+)", text)
+    branch = re.search(r"^else\n(?:.*\n)*?TORCH := (.+)\n(?:.*\n)*?endif", text, re.M)
+    assert python and branch, "the Makefile's torch pins moved"
+    return python.group(1), branch.group(1).split()
+
+
+def test_the_makefile_pins_are_read() -> None:
+    python, pins = makefile_torch()
+    assert python == "3.11" and pins == ["torch==2.14.1", "torchvision==0.29.1"]
+
+
+# Ray's image tags: {ray version}-py{python without the dot}-cu{CUDA major and minor}
+IMAGE = re.compile(r"rayproject/ray:(\d+\.\d+\.\d+)-py(\d)(\d+)-cu(\d+)(\d)")
+
+
+def _images(config: dict) -> dict[str, str]:
+    docker = config["docker"]
+    return {k: docker[k] for k in ("image", "head_image", "worker_image") if k in docker}
+
+
+def test_every_node_runs_one_pinned_ray_image() -> None:
+    """A Ray release, Python and CUDA named in the tag: never `latest`, `nightly`, a
+    bare `-gpu` alias or no tag (each of which moves under the cluster)."""
+    images = _images(_load("cluster.yaml"))
+    assert list(images) == ["image"]  # head and workers alike: Ray and Python must match
+    (image,) = images.values()
+    assert IMAGE.fullmatch(image), image
+    assert "latest" not in image and "nightly" not in image
+
+
+def test_the_images_python_is_the_one_the_torch_pin_is_for() -> None:
+    python, _ = makefile_torch()
+    match = IMAGE.fullmatch(_load("cluster.yaml")["docker"]["image"])
+    assert match and f"{match.group(2)}.{match.group(3)}" == python
+
+
+def test_the_images_ray_meets_pyprojects_and_the_local_clusters() -> None:
+    match = IMAGE.fullmatch(_load("cluster.yaml")["docker"]["image"])
+    assert match
+    ray_version = match.group(1)
+    assert _requirement(_pyproject()["dependencies"], "ray").specifier.contains(ray_version)
+    local = " ".join(_load("cluster.local.yaml")["setup_commands"])
+    assert f"ray[default,tune]=={ray_version}" in local  # one Ray on both kinds of cluster
+
+
+def test_the_images_cuda_is_the_pinned_torchs() -> None:
+    """The CUDA of the image is the one torch 2.14.1's own build is for (checked against
+    the torch installed here by the same pin, where that is a CUDA build)."""
+    import torch
+
+    _, pins = makefile_torch()
+    if f"torch=={torch.__version__.split('+')[0]}" not in pins or torch.version.cuda is None:
+        pytest.skip(f"torch {torch.__version__} here is not the Makefile's x86_64 CUDA build")
+    match = IMAGE.fullmatch(_load("cluster.yaml")["docker"]["image"])
+    assert match and f"{match.group(4)}.{match.group(5)}" == torch.version.cuda
+
+
+def test_the_host_ami_is_not_rays_outdated_default() -> None:
+    """`latest_dlami` is Ray's Ubuntu 18.04 Deep Learning AMI (a CUDA 11 driver, glibc
+    2.27): torch 2.14.1 does not run on it. The hosts name an AMI id, or the SSM
+    parameter of AWS's Deep Learning Base AMI with the NVIDIA driver and Docker."""
+    types = _load("cluster.yaml")["available_node_types"].values()
+    images = {t["node_config"]["ImageId"] for t in types}
+    assert len(images) == 1, images
+    (image,) = images
+    assert image.lower() not in ("", "latest_dlami")
+    assert re.fullmatch(r"ami-[0-9a-f]{8,17}", image) or re.fullmatch(
+        r"resolve:ssm:/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-[\w.-]+"
+        r"/latest/ami-id",
+        image,
+    ), image
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_every_node_installs_the_makefiles_torch_pins_before_the_project(name: str) -> None:
+    """The project asks only for torch>=2.9; the pins come first, or pip would take the
+    newest torch for the editable install."""
+    _, pins = makefile_torch()
+    commands = _load(name)["setup_commands"]
+    first_pins = next(i for i, c in enumerate(commands) if all(p in c.split() for p in pins))
+    project = next(i for i, c in enumerate(commands) if installed_extras([c]) is not None)
+    assert first_pins < project
+
+
+def test_the_local_cluster_refuses_another_python() -> None:
+    python, _ = makefile_torch()
+    major, minor = python.split(".")
+    (check,) = [c for c in _load("cluster.local.yaml")["setup_commands"] if "version_info" in c]
+    assert f"({major}, {minor})" in check
+    command = shlex.split(check)
+    assert command[:2] == ["python3", "-c"]
+    ran = subprocess.run([sys.executable, "-c", command[2]], capture_output=True, text=True)
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert (ran.returncode == 0) == (here == python), ran.stderr
+
+
+def test_the_head_has_boto3_for_the_autoscaler() -> None:
+    """Ray's AWS autoscaler runs on the head and launches the workers through boto3."""
+    config = _load("cluster.yaml")
+    commands = config["setup_commands"] + config["head_setup_commands"]
+    extras = _pyproject()["optional-dependencies"]
+    named = installed_extras(commands) or set()
+    requirements = [r for extra in named for r in extras[extra]]
+    requirements += [w for c in commands if "pip install" in c for w in shlex.split(c)]
+    assert any(r.startswith("boto3") for r in requirements), commands
 
 
 def test_local_cluster_runs_every_listed_machine() -> None:

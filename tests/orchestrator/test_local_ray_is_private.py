@@ -53,18 +53,22 @@ def test_a_client_without_the_token_is_turned_away() -> None:
         """
         import os, subprocess, sys
         import ray
-        from orchestrator.ray_session import ray_session
+        from orchestrator.ray_session import _LOOPBACK_ENV, ray_session
 
         with ray_session(num_cpus=1):
             gcs = ray.get_runtime_context().gcs_address
-            assert os.environ["RAY_AUTH_TOKEN"]
-            env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+            # the session's environment is the caller's: no token to inherit
+            assert "RAY_AUTH_TOKEN" not in os.environ
             join = f"import ray; ray.init(address='{gcs}'); print('JOINED')"
+            loopback = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
             stranger = subprocess.run(
-                [sys.executable, "-c", join], env=env, capture_output=True, text=True
+                [sys.executable, "-c", join], env=loopback, capture_output=True, text=True,
+                timeout=120,
             )
+            # what Ray's own processes were started with: the token, token mode, loopback
             friend = subprocess.run(
-                [sys.executable, "-c", join], capture_output=True, text=True
+                [sys.executable, "-c", join], env={**loopback, **_LOOPBACK_ENV,
+                "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=120,
             )
             print("stranger", stranger.returncode, "JOINED" in stranger.stdout)
             print("friend", friend.returncode, "JOINED" in friend.stdout)

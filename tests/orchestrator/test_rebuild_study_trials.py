@@ -22,6 +22,7 @@ from orchestrator.cells import FINAL_KEY, Cell, Outcome
 from orchestrator.cli import main
 from orchestrator.recovery import OUTCOME_ATTR, study_outcomes
 from orchestrator.searcher import CellSearch
+from tests.orchestrator.test_pairs_integration import BASE as PAIRS
 
 pytestmark = pytest.mark.integration
 
@@ -32,23 +33,6 @@ fixed: {backbone: small_cnn, epochs: 2, batch_size: 32}
 space:
   lam: {choice: [0.1, 1.0]}
 """
-PAIRS = [
-    "pairs",
-    "--dataset",
-    "shapes:n=150,image_size=16,correlation=0.5",
-    "--attributes",
-    "red,large,left",
-    "--backbone",
-    "small_cnn",
-    "--epochs",
-    "2",
-    "--set",
-    "lr=0.003",
-    "--set",
-    "batch_size=32",
-    "--lambdas",
-    "0.1,1",
-]
 
 
 def _sweep(tmp_path: Path, out: Path, trials: int) -> list[str]:

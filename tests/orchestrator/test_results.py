@@ -71,7 +71,9 @@ def test_log_roundtrip_schema_and_resume(tmp_path: Path) -> None:
     log.record(_ok())
     table = pq.read_table(tmp_path / RESULTS_FILE)
     assert table.schema.equals(RESULTS_SCHEMA, check_metadata=False)
-    assert table.schema.metadata[b"auxsearch.schema"] == b"results/2"
+    assert table.schema.metadata[b"auxsearch.schema"] == b"results/3"
+    assert table.schema.metadata[b"auxsearch.search"] == b"pairs"
+    assert all(table.schema.field(f.name).metadata == f.metadata for f in RESULTS_SCHEMA)
     again = ResultsLog(out, search="pairs", dataset="d")
     assert again.finished() == {PAIR.id: "ok"}
     assert len(again.rows) == len(log.rows)

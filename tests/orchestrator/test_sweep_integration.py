@@ -13,12 +13,14 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pyarrow.parquet as pq
 import pytest
 from optuna.trial import TrialState
 
+from orchestrator import sweep
 from orchestrator.cli import main
 from tests.orchestrator.postgres import postgres_server
 
@@ -93,10 +95,22 @@ def _check_study_matches_results(study: optuna.Study, out: Path, trials: int) ->
 
 
 def test_sweep_study_pruning_and_dashboard(
-    ray_local: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ray_local: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    results: list[sweep.SweepResult] = []  # what each run_sweep returned
+    run_sweep = sweep.run_sweep
+
+    def kept(*args: Any, **kwargs: Any) -> sweep.SweepResult:
+        results.append(run_sweep(*args, **kwargs))
+        return results[-1]
+
+    monkeypatch.setattr(sweep, "run_sweep", kept)  # the CLI imports it when it runs
     out = tmp_path / "sweep"
     assert main(_sweep_args(tmp_path, out, 6)) == 0
+    assert not results[-1].resumed
     assert "best: trial #" in capsys.readouterr().out
     study = _study(f"sqlite:///{out / 'optuna.db'}")
     _check_study_matches_results(study, out, 6)
@@ -115,6 +129,7 @@ def test_sweep_study_pruning_and_dashboard(
     # A rerun with the same --out trains nothing; more --trials extend the study.
     assert main(_sweep_args(tmp_path, out, 6)) == 0
     assert "6 of 6 trial(s) finished, 0 to run" in capsys.readouterr().out
+    assert results[-1].resumed and results[-1].trained == 0
     assert main(_sweep_args(tmp_path, out, 8)) == 0
     assert "6 of 8 trial(s) finished, 2 to run" in capsys.readouterr().out
     _check_study_matches_results(_study(f"sqlite:///{out / 'optuna.db'}"), out, 8)
