@@ -341,6 +341,7 @@ def run_grid(
     address: str | None = None,
     retry_failed: bool = False,
     echo: Echo = print,
+    warn: Echo | None = None,
 ) -> GridResult:
     """Run (or resume) every training of the grid; write the matrix (and PCA)."""
     from .plots import pca_png
@@ -356,7 +357,12 @@ def run_grid(
         # the grid's axes (method, backbone, train_domain) are results columns already:
         # it sweeps no setting of its own
         log = ResultsLog(
-            out, search="grid", dataset=dataset.name, settings=described, identity=identity
+            out,
+            search="grid",
+            dataset=dataset.name,
+            settings=described,
+            identity=identity,
+            warn=warn,
         )
         cells = grid_cells(settings)
         with StageRunner(

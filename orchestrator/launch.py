@@ -209,7 +209,12 @@ def _given(values: Mapping[str, Any], *names: str) -> dict[str, Any]:
 
 def _on_ray(values: Mapping[str, Any], chosen: Resources, voice: Voice) -> dict[str, Any]:
     """What every run_* takes alike: the resources, the cluster, the progress lines."""
-    return {"resources": chosen, "address": values["address"], "echo": voice.say}
+    return {
+        "resources": chosen,
+        "address": values["address"],
+        "echo": voice.say,
+        "warn": voice.warn,
+    }
 
 
 # --- what a finished search tells its user --------------------------------------------

@@ -305,6 +305,7 @@ def run_pairs(
     retry_failed: bool = False,
     storage: str | None = None,
     echo: Echo = print,
+    warn: Echo | None = None,
 ) -> PairsResult:
     """Run (or resume) the three stages; return the matrices and the summary."""
     resources = resources or Resources()
@@ -333,6 +334,7 @@ def run_pairs(
             swept=[swept_column(settings)],
             settings=described,
             identity=identity,
+            warn=warn,
         )
         lambda_study = LambdaStudy(settings, dataset.name, rdb, study_name, log)
         with StageRunner(

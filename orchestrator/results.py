@@ -439,6 +439,10 @@ def read_table(out: OutputDir, name: str) -> pa.Table | None:
 StudyRecords = Callable[[], list[Outcome]] | None  # recovery.study_outcomes of a search
 
 
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 class ResultsLog:
     """results.parquet held in memory, rewritten atomically after every finished cell,
     with curves.parquet beside it for the cells whose methods declare curves.
@@ -458,11 +462,14 @@ class ResultsLog:
         swept: Sequence[SweptSetting] = (),
         settings: Mapping[str, Any] | None = None,
         identity: Mapping[str, Any] | None = None,
+        warn: Callable[[str], None] | None = None,
     ):
         """`swept`: the settings the search sweeps, a column each; `settings` and
         `identity`: what the search's search.json holds, in every table's metadata
-        (`meta`, for the search's other tables too)."""
+        (`meta`, for the search's other tables too); `warn`: where the note of a
+        rebuilt table goes (default stderr; the Python API's logger)."""
         self.out, self.search, self.dataset = out, search, dataset
+        self.warn = warn or _to_stderr
         self.swept = tuple(swept)
         self.meta = SearchMeta(search, settings, identity)
         self._outcomes: dict[str, Outcome] = {}  # recorded by this process
@@ -491,11 +498,9 @@ class ResultsLog:
             outcomes, _ = self._other_records(study_records)
             rows = [r for o in outcomes for r in curve_rows(o, search=self.search)]
             self.out.write_bytes(CURVES_FILE, table_bytes(curves_table(rows), self.meta))
-            print(
+            self.warn(
                 f"auxsearch: {self.out.display(CURVES_FILE)} could not be read ({exc.reason});"
-                f" kept it as {aside} and rebuilt it from Ray's trial records",
-                file=sys.stderr,
-                flush=True,
+                f" kept it as {aside} and rebuilt it from Ray's trial records"
             )
             return rows
         return table.to_pylist() if table is not None else []
@@ -528,12 +533,10 @@ class ResultsLog:
         self._write_curves()
         self._write_results()
         source = " and the Optuna study" if from_study else ""
-        print(
+        self.warn(
             f"auxsearch: {self.out.display(RESULTS_FILE)} could not be read ({damage.reason});"
             f" kept it as {aside} and rebuilt {len(outcomes)} cell(s) from Ray's trial records"
-            f"{source} (cells without one train again)",
-            file=sys.stderr,
-            flush=True,
+            f"{source} (cells without one train again)"
         )
         return self.rows
 

@@ -296,6 +296,7 @@ def run_sweep(
     resources: Resources | None = None,
     address: str | None = None,
     echo: Echo = print,
+    warn: Echo | None = None,
 ) -> SweepResult:
     import optuna
     from optuna.trial import TrialState
@@ -353,6 +354,7 @@ def run_sweep(
             swept=swept_columns(settings),
             settings=described,
             identity=identity,
+            warn=warn,
         )
         # finished trials whose cells neither results.parquet nor any record holds
         # (ray/ gone, a study of an older auxsearch): trained again as the same trials

@@ -130,6 +130,17 @@ def test_a_pair_search_from_python_and_its_tables(
     with pytest.raises(auxsearch.UserInputError, match="holds no auxsearch search"):
         auxsearch.load(f"s3://{BUCKET}/runs/nothing")
 
+    # a damaged results.parquet is rebuilt from Ray's records on the next call, and
+    # the note of it goes to the logger as a warning, not to stderr
+    (out / "results.parquet").write_bytes(b"not parquet")
+    capsys.readouterr()
+    caplog.clear()
+    rebuilt = auxsearch.pairs(attributes=ATTRS, out=str(out), **TINY)
+    assert rebuilt.trained == 0 and len(rebuilt.results) == len(run.results)
+    notes = [r for r in caplog.records if "could not be read" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].levelno == logging.WARNING
+    assert "could not be read" not in capsys.readouterr().err
+
 
 SPACE = {
     "fixed": {"backbone": "small_cnn", "epochs": 1, "batch_size": 32},
